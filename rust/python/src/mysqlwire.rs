@@ -1,0 +1,6 @@
+//! Bindings for sdp_core's mysqlwire module (kept thin: convert, call, convert back).
+use pyo3::prelude::*;
+
+pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+    Ok(())
+}
