@@ -5,3 +5,7 @@
 pub mod error;
 
 pub use error::{Error, Result};
+
+pub mod mysqlwire;
+pub mod pgwire;
+pub mod sql;

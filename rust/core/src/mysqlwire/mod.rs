@@ -1,0 +1,1 @@
+//! mysqlwire (see docs/ARCHITECTURE.md).

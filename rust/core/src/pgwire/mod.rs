@@ -1,0 +1,1 @@
+//! pgwire (see docs/ARCHITECTURE.md).

@@ -1,0 +1,1 @@
+//! sql (see docs/ARCHITECTURE.md).
