@@ -49,6 +49,7 @@ class PgServer:
     user: str = "postgres"
     password: str = PG_PASSWORD
     dbname: str = "postgres"
+    extra_conf: str = ""  # appended to postgresql.conf (later lines win)
     bindir: Path = field(default_factory=lambda: Path(
         subprocess.check_output(["pg_config", "--bindir"], text=True).strip()))
 
@@ -85,7 +86,7 @@ class PgServer:
         with open(self.data / "postgresql.conf", "a") as f:
             f.write(f"listen_addresses='127.0.0.1'\nport={self.port}\n"
                     f"unix_socket_directories='{self.root}'\nfsync=off\n"
-                    "max_connections=300\nshared_buffers=128MB\n")
+                    "max_connections=300\nshared_buffers=128MB\n" + self.extra_conf)
         self.pg_ctl("start")
         return self
 
