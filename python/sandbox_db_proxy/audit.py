@@ -1,0 +1,456 @@
+"""Audit log: one JSON object per line (`audit.path`, default volumes/audit-logs/audit.json),
+so the guide's `grep BLOCKED volumes/audit-logs/audit.json | jq .` works.
+
+The relay never waits for the disk: `emit()` appends to a bounded deque (O(1), no lock, no
+I/O) and a writer thread drains it every `audit.flush_records` records or
+`audit.flush_interval_ms`, serialising with orjson and appending to the file. When the queue
+is full the new record is dropped and counted (`sandbox_db_proxy_audit_dropped_total`): a
+stuck disk must not stall or kill the proxy. A failed write marks the log unhealthy
+(`healthy` False, the batch is kept for the next attempt); with `audit.fail_closed: true`
+`refuse` is True and relays refuse statements until writes succeed again.
+
+Record fields (docs/ARCHITECTURE.md "Audit record"; OpenTelemetry semantic-convention names
+where one exists): `ts` (RFC 3339 UTC, milliseconds), `event`, `verdict` (`ALLOWED` /
+`BLOCKED`; monitor mode: `ALLOWED` + `"monitor": true, "would_verdict": "BLOCKED"`), `rule`,
+`reason`, `class`, `agent`, `session.id`, `connection.id`, `backend`, `client.address`,
+`client.port`, `server.address`, `server.port`, `db.system.name`, `db.namespace`,
+`db.query.text`, `db.operation.name`, `protocol.message`, `rows`, `duration_ms`. Keys whose
+value is None are left out.
+
+Connection context -- what relays pass to the builders:
+
+    ctx = ConnContext(backend="pg-prod", db_system="postgresql",
+                      client_address="10.0.0.7", client_port=51234,
+                      server_address="127.0.0.1", server_port=5432)   # listener side
+    app.audit.event(ctx, "connect")
+    ctx.update(agent="a1", database="shop", session_id=None)         # after login
+    app.audit.event(ctx, "auth_ok")
+    app.audit.statement(ctx, sql=text, verdict=v, message="Q", rows=3, duration_ms=1.2)
+    app.audit.event(ctx, "disconnect", reason="client closed")
+
+`verdict` is the engine's `Verdict` (its rule, reason, class and first verb are used) or the
+strings `"ALLOWED"`/`"BLOCKED"` with `rule=`/`reason=`/`klass=` given. A BLOCKED statement
+also logs one `BLOCKED-DB-WRITE ...` line on the `sandbox_db_proxy.blocked` logger (stderr,
+and syslog when `audit.syslog: true`) -- even with `security.audit_enabled: false`, which only
+turns off the file. In monitor mode (`security.enforce_read_only: false`) a would-be block is
+recorded as forwarded; pass `monitor=False` for blocks that hold even in monitor mode
+(protocol-level refusals).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import logging.handlers
+import os
+import threading
+import time
+from typing import Any
+
+import orjson
+
+log = logging.getLogger("sandbox_db_proxy.audit")
+blocked_log = logging.getLogger("sandbox_db_proxy.blocked")
+
+__all__ = ["AuditLog", "ConnContext", "new_connection_id", "rfc3339_now"]
+
+# Longest statement text kept in a record: a 16 MB statement would make every log pipeline
+# downstream choke; the head of the text plus its length is what an investigator needs.
+MAX_QUERY_CHARS = 65536
+# Longest SQL excerpt on the one-line BLOCKED-DB-WRITE message.
+MAX_LINE_SQL = 300
+
+_BOOT = format(int(time.time()), "x")
+_ids = itertools.count(1)
+
+
+def new_connection_id() -> str:
+    """Unique within this process and distinct across restarts: `<boot time hex>-<n>`."""
+    return f"{_BOOT}-{next(_ids)}"
+
+
+_ts_second = -1
+_ts_prefix = ""
+_MS = tuple(f".{i:03d}Z" for i in range(1000))
+
+
+def rfc3339_now() -> str:
+    """RFC 3339 UTC timestamp with milliseconds; the date part is formatted once per second."""
+    global _ts_second, _ts_prefix
+    t = time.time()
+    sec = int(t)
+    if sec != _ts_second:
+        _ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        _ts_second = sec
+    return _ts_prefix + _MS[int((t - sec) * 1000)]
+
+
+class ConnContext:
+    """Per-connection audit fields; `base()` is built once and copied per record."""
+
+    __slots__ = ("backend", "db_system", "agent", "session_id", "connection_id", "client_address",
+                 "client_port", "server_address", "server_port", "database", "_base")
+
+    def __init__(self, backend: str, db_system: str | None = None, *, agent: str | None = None,
+                 session_id: str | None = None, connection_id: str | None = None,
+                 client_address: str | None = None, client_port: int | None = None,
+                 server_address: str | None = None, server_port: int | None = None,
+                 database: str | None = None):
+        self.backend = backend
+        self.db_system = db_system
+        self.agent = agent
+        self.session_id = session_id
+        self.connection_id = connection_id or new_connection_id()
+        self.client_address = client_address
+        self.client_port = client_port
+        self.server_address = server_address
+        self.server_port = server_port
+        self.database = database
+        self._base: dict | None = None
+
+    def update(self, **fields: Any) -> None:
+        for k, v in fields.items():
+            setattr(self, k, v)
+        self._base = None
+
+    def base(self) -> dict:
+        b = self._base
+        if b is None:
+            items = (("agent", self.agent), ("session.id", self.session_id),
+                     ("connection.id", self.connection_id), ("backend", self.backend),
+                     ("client.address", self.client_address), ("client.port", self.client_port),
+                     ("server.address", self.server_address), ("server.port", self.server_port),
+                     ("db.system.name", self.db_system), ("db.namespace", self.database))
+            b = self._base = {k: v for k, v in items if v is not None}
+        return b
+
+
+def _ctx_base(ctx: Any) -> dict:
+    if ctx is None:
+        return {}
+    if isinstance(ctx, dict):
+        return ctx
+    return ctx.base()
+
+
+def _verdict_fields(verdict: Any) -> tuple[bool, str | None, str | None, str | None, str | None]:
+    """(blocked, rule, reason, class, operation) from an engine Verdict or a string."""
+    if verdict.__class__ is str:
+        return verdict.upper() in ("BLOCKED", "BLOCK"), None, None, None, None
+    try:
+        allowed = verdict.allowed
+    except AttributeError:
+        allowed = getattr(verdict, "verdict", "block") == "allow"
+    op = None
+    try:
+        # OTel db.operation.name: the first statement's verb ("WITH" only if nothing follows).
+        for verb in verdict.statements[0].verbs:
+            op = verb
+            if verb != "WITH":
+                break
+    except (AttributeError, IndexError, TypeError):
+        op = None
+    return (not allowed, getattr(verdict, "rule", None), getattr(verdict, "reason", None),
+            getattr(verdict, "klass", None), op)
+
+
+def _syslog_address() -> Any:
+    """The local syslog socket (RFC 5424 transport via the system logger), else UDP 514."""
+    return "/dev/log" if os.path.exists("/dev/log") else ("localhost", 514)
+
+
+class AuditLog:
+    """Batched JSON-lines audit writer; see the module docstring."""
+
+    def __init__(self, config: Any, metrics: Any = None):
+        self.metrics = metrics
+        self._q: collections.deque = collections.deque()
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._waiters: list[threading.Event] = []
+        self._file = None
+        self._file_path: str | None = None
+        self._file_ino: tuple[int, int] | None = None
+        self._syslog: logging.Handler | None = None
+        self.dropped = 0
+        self.written = 0
+        self.healthy = True
+        self.last_error: str | None = None
+        self.reconfigure(config)
+        if metrics is not None:
+            metrics.audit_queue_depth.set_function(lambda: len(self._q))
+
+    # -- configuration -------------------------------------------------------------------
+    def reconfigure(self, config: Any) -> None:
+        """Apply a new Config snapshot (path change -> next flush writes to the new file)."""
+        a = config.audit
+        self.path = a.path
+        self.enabled = bool(config.security.audit_enabled)
+        self.fail_closed = bool(a.fail_closed)
+        self.flush_records = a.flush_records
+        self.flush_interval = a.flush_interval_ms / 1000.0
+        self.queue_size = a.queue_size
+        self.monitor_mode = not config.security.enforce_read_only
+        self._set_syslog(bool(a.syslog))
+
+    def _set_syslog(self, on: bool) -> None:
+        if on and self._syslog is None:
+            try:
+                h = logging.handlers.SysLogHandler(address=_syslog_address(),
+                                                   facility=logging.handlers.SysLogHandler.LOG_DAEMON)
+                h.setFormatter(logging.Formatter("sandbox-db-proxy: %(message)s"))
+                blocked_log.addHandler(h)
+                self._syslog = h
+            except OSError as exc:
+                log.error("audit.syslog: cannot open syslog: %s", exc)
+        elif not on and self._syslog is not None:
+            blocked_log.removeHandler(self._syslog)
+            self._syslog.close()
+            self._syslog = None
+
+    @property
+    def refuse(self) -> bool:
+        """True when relays must refuse statements (fail_closed and the log is failing)."""
+        return self.fail_closed and self.enabled and not self.healthy
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._q)
+
+    # -- producing records ---------------------------------------------------------------
+    def emit(self, record: dict) -> None:
+        """Queue one record (adds `ts`). Never blocks; drops and counts when full."""
+        if not self.enabled:
+            return
+        q = self._q
+        if len(q) >= self.queue_size:
+            self.dropped += 1
+            if self.metrics is not None:
+                self.metrics.audit_dropped_total.inc()
+            return
+        if "ts" not in record:
+            record["ts"] = rfc3339_now()
+        q.append(record)
+        if len(q) >= self.flush_records:
+            self._wake.set()
+
+    def event(self, ctx: Any, event: str, **fields: Any) -> dict:
+        """A connection/lifecycle event (`connect`, `auth_ok`, `auth_failed`, `ip_denied`,
+        `disconnect`, `protocol_error`, `limit`, `alert`, `config_reload`). Extra keyword
+        fields are added as given (use `**{"protocol.message": "X"}` for dotted names)."""
+        rec = {"ts": rfc3339_now(), "event": event}
+        rec.update(_ctx_base(ctx))
+        for k, v in fields.items():
+            if v is not None:
+                rec[k] = v
+        self.emit(rec)
+        return rec
+
+    def statement(self, ctx: Any, *, sql: str | None, verdict: Any, rule: str | None = None,
+                  reason: str | None = None, klass: str | None = None, message: str | None = None,
+                  operation: str | None = None, rows: int | None = None,
+                  duration_ms: float | None = None, monitor: bool | None = None,
+                  **extra: Any) -> dict:
+        """One statement (or blocked protocol message). Returns the record."""
+        blocked, v_rule, v_reason, v_class, v_op = _verdict_fields(verdict)
+        rec = {"ts": rfc3339_now(), "event": "statement"}
+        rec.update(ctx.base() if ctx.__class__ is ConnContext else _ctx_base(ctx))
+        if blocked:
+            if (self.monitor_mode if monitor is None else monitor):
+                monitor = True
+                rec["verdict"] = "ALLOWED"
+                rec["monitor"] = True
+                rec["would_verdict"] = "BLOCKED"
+            else:
+                monitor = False
+                rec["verdict"] = "BLOCKED"
+            why = reason if reason is not None else v_reason
+            if why is not None:
+                rec["reason"] = why
+        else:
+            rec["verdict"] = "ALLOWED"
+        r = rule if rule is not None else v_rule
+        if r is not None:
+            rec["rule"] = r
+        k = klass if klass is not None else v_class
+        if k is not None:
+            rec["class"] = k
+        if sql is not None:
+            if len(sql) > MAX_QUERY_CHARS:
+                rec["db.query.text"] = sql[:MAX_QUERY_CHARS]
+                rec["db.query.text.truncated"] = True
+                rec["db.query.length"] = len(sql)
+            else:
+                rec["db.query.text"] = sql
+        op = operation if operation is not None else v_op
+        if op is not None:
+            rec["db.operation.name"] = op
+        if message is not None:
+            rec["protocol.message"] = message
+        if rows is not None:
+            rec["rows"] = rows
+        if duration_ms is not None:
+            rec["duration_ms"] = round(duration_ms, 3)
+        if extra:
+            for key, value in extra.items():
+                if value is not None:
+                    rec[key] = value
+        if blocked:
+            self._blocked_line(rec, monitor)
+        self.emit(rec)
+        return rec
+
+    def _blocked_line(self, rec: dict, monitor: bool) -> None:
+        sql = rec.get("db.query.text")
+        # JSON-quote the excerpt: statement text may contain newlines or a forged
+        # "BLOCKED-DB-WRITE" line, and each log line must stay one event.
+        excerpt = orjson.dumps(sql[:MAX_LINE_SQL] if sql else "").decode()
+        tag = "MONITOR-MODE-WOULD-BLOCK-DB-WRITE (forwarded)" if monitor else "BLOCKED-DB-WRITE"
+        blocked_log.warning(
+            "%s backend=%s agent=%s session=%s client=%s:%s rule=%s class=%s message=%s sql=%s reason=%s",
+            tag, rec.get("backend"), rec.get("agent"), rec.get("session.id"), rec.get("client.address"),
+            rec.get("client.port"), rec.get("rule"), rec.get("class"), rec.get("protocol.message"),
+            excerpt, orjson.dumps(rec.get("reason") or "").decode())
+
+    # -- writer thread -------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the writer thread (idempotent). Records emitted before start are kept."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="sdp-audit-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            stopping = self._stop
+            self._write_pending()
+            if stopping:
+                return
+
+    def _write_pending(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        q = self._q
+        remaining = len(q)  # what is queued now; later records go with the next round
+        while remaining > 0:
+            n = min(remaining, 4096)  # bounded batches: no 80 MB join after a long outage
+            if not self._write_chunk(q, n):
+                break
+            remaining -= n
+        for w in waiters:
+            w.set()
+
+    def _write_chunk(self, q: collections.deque, n: int) -> bool:
+        """Write the oldest n records; False when the write failed (they stay queued)."""
+        if n:
+            batch = [q.popleft() for _ in range(n)]
+            try:
+                data = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS,
+                                             default=str) for r in batch)
+                self._write(data)
+                self.written += n
+                if not self.healthy:
+                    log.warning("audit log %s is writable again", self.path)
+                self.healthy = True
+                self.last_error = None
+            except Exception as exc:  # noqa: BLE001 -- any failure here must mark the log unhealthy
+                if self.healthy or self.last_error != str(exc):
+                    log.error("audit log %s: write failed: %s%s", self.path, exc,
+                              " (fail_closed: statements are refused)" if self.fail_closed else "")
+                self.healthy = False
+                self.last_error = str(exc)
+                if self.metrics is not None:
+                    self.metrics.audit_write_errors_total.inc()
+                # Keep the batch for the next attempt, within the queue bound.
+                room = max(0, self.queue_size - len(q))
+                keep = batch[-room:] if room else []
+                lost = n - len(keep)
+                q.extendleft(reversed(keep))
+                if lost:
+                    self.dropped += lost
+                    if self.metrics is not None:
+                        self.metrics.audit_dropped_total.inc(lost)
+                return False
+        return True
+
+    def _write(self, data: bytes) -> None:
+        f = self._open()
+        f.write(data)
+        f.flush()
+
+    def _open(self):
+        path = self.path
+        f = self._file
+        if f is not None and self._file_path == path:
+            # Reopen after logrotate moved or removed the file (compare device/inode).
+            try:
+                st = os.stat(path)
+                if (st.st_dev, st.st_ino) == self._file_ino:
+                    return f
+            except OSError:
+                pass
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
+            self._file = None
+        d = os.path.dirname(path)
+        if d:
+            os.makedirs(d, exist_ok=True)
+        # 0640: statement text can hold sensitive values; not world-readable.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        f = os.fdopen(fd, "ab", buffering=0)
+        st = os.fstat(fd)
+        self._file, self._file_path, self._file_ino = f, path, (st.st_dev, st.st_ino)
+        return f
+
+    def check_writable(self) -> bool:
+        """Open (creating the directory) now, so startup reports a bad path at once."""
+        if not self.enabled:
+            return True
+        try:
+            self._open()
+            return True
+        except OSError as exc:
+            self.healthy = False
+            self.last_error = str(exc)
+            log.error("audit log %s cannot be opened: %s", self.path, exc)
+            return False
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Write everything queued so far; returns False on timeout or write failure."""
+        t = self._thread
+        if t is None or not t.is_alive():
+            self._write_pending()
+            return self.healthy
+        done = threading.Event()
+        self._waiters.append(done)
+        self._wake.set()
+        ok = done.wait(timeout)
+        return ok and self.healthy
+
+    async def aflush(self, timeout: float = 10.0) -> bool:
+        import asyncio
+        return await asyncio.get_running_loop().run_in_executor(None, self.flush, timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush, stop the writer thread and close the file."""
+        t = self._thread
+        if t is not None and t.is_alive():
+            self._stop = True
+            self._wake.set()
+            t.join(timeout)
+        self._thread = None
+        self._write_pending()
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None
+        self._set_syslog(False)

@@ -1,0 +1,298 @@
+//! Built-in functions the fast path may allow: pure (no side effect, no host access, no
+//! sleep/lock, no dynamic SQL), per dialect. Anything else called in a query makes the fast
+//! path DEFER to the deep check and its function policy.
+//!
+//! Deliberately absent (side effects or host access, see the function policy and
+//! `read-only-bypasses.md` rows 8–10): PostgreSQL `nextval`, `setval`, `currval`, `lastval`,
+//! `pg_sleep*`, `set_config`, `pg_advisory_*`, `pg_notify`, `pg_read_file`, `pg_ls_dir`,
+//! `lo_*`, `dblink*`, `query_to_xml`, `pg_terminate_backend`, `txid_current`,
+//! `generate_series` (unbounded output), `random`/`setseed`; MySQL `sleep`, `benchmark`,
+//! `get_lock`, `release_lock`, `is_free_lock`, `load_file`, `master_pos_wait`,
+//! `source_pos_wait`, `nextval`/`setval`/`lastval` (MariaDB sequences), `last_insert_id`
+//! (sets session state with an argument), `rand`, `uuid`; T-SQL `openrowset`, `openquery`,
+//! `opendatasource`, `xp_*`, `sp_*`, `newid`.
+//!
+//! Lookups are case-insensitive (all three servers resolve unqualified built-in names
+//! case-insensitively); a qualified (`schema.fn(`) or quoted (`"fn"(`) call never matches.
+
+use super::keywords::lookup_in;
+use super::Dialect;
+
+pub const FN_PG: u8 = 1;
+pub const FN_MY: u8 = 2;
+pub const FN_TS: u8 = 4;
+
+/// Is `name` (as written, unquoted, unqualified) a pure built-in function in `d`?
+pub fn is_pure_function(name: &str, d: Dialect) -> bool {
+    let bit = match d {
+        Dialect::Postgres => FN_PG,
+        Dialect::MySql => FN_MY,
+        Dialect::TSql => FN_TS,
+    };
+    lookup_in(PURE_FUNCTIONS, name).is_some_and(|f| f & bit != 0)
+}
+
+#[rustfmt::skip]
+pub static PURE_FUNCTIONS: &[(&str, u8)] = &[
+    ("ABS", FN_PG | FN_MY | FN_TS),
+    ("ACOS", FN_PG | FN_MY | FN_TS),
+    ("ADDDATE", FN_MY),
+    ("AGE", FN_PG),
+    ("ARRAY_AGG", FN_PG),
+    ("ARRAY_LENGTH", FN_PG),
+    ("ARRAY_TO_STRING", FN_PG),
+    ("ASCII", FN_PG | FN_MY | FN_TS),
+    ("ASIN", FN_PG | FN_MY | FN_TS),
+    ("ATAN", FN_PG | FN_MY | FN_TS),
+    ("ATAN2", FN_PG | FN_MY),
+    ("AVG", FN_PG | FN_MY | FN_TS),
+    ("BIN", FN_MY),
+    ("BIT_LENGTH", FN_PG | FN_MY),
+    ("BOOL_AND", FN_PG),
+    ("BOOL_OR", FN_PG),
+    ("BTRIM", FN_PG),
+    ("CARDINALITY", FN_PG),
+    ("CBRT", FN_PG),
+    ("CEIL", FN_PG | FN_MY),
+    ("CEILING", FN_PG | FN_MY | FN_TS),
+    ("CHARACTER_LENGTH", FN_PG | FN_MY),
+    ("CHARINDEX", FN_TS),
+    ("CHAR_LENGTH", FN_PG | FN_MY),
+    ("CHR", FN_PG),
+    ("COALESCE", FN_PG | FN_MY | FN_TS),
+    ("CONCAT", FN_PG | FN_MY | FN_TS),
+    ("CONCAT_WS", FN_PG | FN_MY | FN_TS),
+    ("CONNECTION_ID", FN_MY),
+    ("CONV", FN_MY),
+    ("COS", FN_PG | FN_MY | FN_TS),
+    ("COT", FN_PG | FN_MY | FN_TS),
+    ("COUNT", FN_PG | FN_MY | FN_TS),
+    ("CRC32", FN_MY),
+    ("CUME_DIST", FN_PG | FN_MY | FN_TS),
+    ("CURDATE", FN_MY),
+    ("CURRENT_DATABASE", FN_PG),
+    ("CURRENT_ROLE", FN_MY),
+    ("CURRENT_SCHEMAS", FN_PG),
+    ("CURRENT_SETTING", FN_PG),
+    ("CURTIME", FN_MY),
+    ("DATABASE", FN_MY),
+    ("DATALENGTH", FN_TS),
+    ("DATEADD", FN_TS),
+    ("DATEDIFF", FN_MY | FN_TS),
+    ("DATEFROMPARTS", FN_TS),
+    ("DATENAME", FN_TS),
+    ("DATEPART", FN_TS),
+    ("DATE_ADD", FN_MY),
+    ("DATE_FORMAT", FN_MY),
+    ("DATE_PART", FN_PG),
+    ("DATE_SUB", FN_MY),
+    ("DATE_TRUNC", FN_PG),
+    ("DAY", FN_MY | FN_TS),
+    ("DAYNAME", FN_MY),
+    ("DAYOFMONTH", FN_MY),
+    ("DAYOFWEEK", FN_MY),
+    ("DAYOFYEAR", FN_MY),
+    ("DECODE", FN_PG),
+    ("DEGREES", FN_PG | FN_MY | FN_TS),
+    ("DENSE_RANK", FN_PG | FN_MY | FN_TS),
+    ("DIFFERENCE", FN_TS),
+    ("DIV", FN_PG),
+    ("ELT", FN_MY),
+    ("ENCODE", FN_PG),
+    ("EOMONTH", FN_TS),
+    ("EXP", FN_PG | FN_MY | FN_TS),
+    ("FIELD", FN_MY),
+    ("FIND_IN_SET", FN_MY),
+    ("FIRST_VALUE", FN_PG | FN_MY | FN_TS),
+    ("FLOOR", FN_PG | FN_MY | FN_TS),
+    ("FORMAT", FN_PG | FN_MY | FN_TS),
+    ("FROM_DAYS", FN_MY),
+    ("FROM_UNIXTIME", FN_MY),
+    ("GETDATE", FN_TS),
+    ("GETUTCDATE", FN_TS),
+    ("GREATEST", FN_PG | FN_MY),
+    ("GROUP_CONCAT", FN_MY),
+    ("HEX", FN_MY),
+    ("HOUR", FN_MY),
+    ("IF", FN_MY),
+    ("IFNULL", FN_MY),
+    ("IIF", FN_TS),
+    ("INITCAP", FN_PG),
+    ("INSTR", FN_MY),
+    ("ISNULL", FN_MY | FN_TS),
+    ("ISNUMERIC", FN_TS),
+    ("JSONB_AGG", FN_PG),
+    ("JSONB_ARRAY_LENGTH", FN_PG),
+    ("JSONB_BUILD_ARRAY", FN_PG),
+    ("JSONB_BUILD_OBJECT", FN_PG),
+    ("JSONB_TYPEOF", FN_PG),
+    ("JSON_AGG", FN_PG),
+    ("JSON_ARRAY", FN_MY),
+    ("JSON_ARRAY_LENGTH", FN_PG),
+    ("JSON_BUILD_ARRAY", FN_PG),
+    ("JSON_BUILD_OBJECT", FN_PG),
+    ("JSON_CONTAINS", FN_MY),
+    ("JSON_EXTRACT", FN_MY),
+    ("JSON_KEYS", FN_MY),
+    ("JSON_LENGTH", FN_MY),
+    ("JSON_OBJECT", FN_MY),
+    ("JSON_TYPE", FN_MY),
+    ("JSON_TYPEOF", FN_PG),
+    ("JSON_UNQUOTE", FN_MY),
+    ("JSON_VALID", FN_MY),
+    ("LAG", FN_PG | FN_MY | FN_TS),
+    ("LAST_DAY", FN_MY),
+    ("LAST_VALUE", FN_PG | FN_MY | FN_TS),
+    ("LCASE", FN_MY),
+    ("LEAD", FN_PG | FN_MY | FN_TS),
+    ("LEAST", FN_PG | FN_MY),
+    ("LEFT", FN_PG | FN_MY | FN_TS),
+    ("LEN", FN_TS),
+    ("LENGTH", FN_PG | FN_MY),
+    ("LN", FN_PG | FN_MY),
+    ("LOCATE", FN_MY),
+    ("LOG", FN_PG | FN_MY | FN_TS),
+    ("LOG10", FN_PG | FN_MY | FN_TS),
+    ("LOWER", FN_PG | FN_MY | FN_TS),
+    ("LPAD", FN_PG | FN_MY),
+    ("LTRIM", FN_PG | FN_MY | FN_TS),
+    ("MAKEDATE", FN_MY),
+    ("MAKE_DATE", FN_PG),
+    ("MAX", FN_PG | FN_MY | FN_TS),
+    ("MD5", FN_PG | FN_MY),
+    ("MICROSECOND", FN_MY),
+    ("MIN", FN_PG | FN_MY | FN_TS),
+    ("MINUTE", FN_MY),
+    ("MOD", FN_PG | FN_MY),
+    ("MODE", FN_PG),
+    ("MONTH", FN_MY | FN_TS),
+    ("MONTHNAME", FN_MY),
+    ("NOW", FN_PG | FN_MY),
+    ("NTH_VALUE", FN_PG | FN_MY),
+    ("NTILE", FN_PG | FN_MY | FN_TS),
+    ("NULLIF", FN_PG | FN_MY | FN_TS),
+    ("OCT", FN_MY),
+    ("OCTET_LENGTH", FN_PG | FN_MY),
+    ("ORD", FN_MY),
+    ("PATINDEX", FN_TS),
+    ("PERCENTILE_CONT", FN_PG | FN_TS),
+    ("PERCENTILE_DISC", FN_PG | FN_TS),
+    ("PERCENT_RANK", FN_PG | FN_MY | FN_TS),
+    ("PG_TYPEOF", FN_PG),
+    ("PI", FN_PG | FN_MY | FN_TS),
+    ("POW", FN_MY),
+    ("POWER", FN_PG | FN_MY | FN_TS),
+    ("QUARTER", FN_MY),
+    ("QUOTENAME", FN_TS),
+    ("QUOTE_IDENT", FN_PG),
+    ("QUOTE_LITERAL", FN_PG),
+    ("RADIANS", FN_PG | FN_MY | FN_TS),
+    ("RANK", FN_PG | FN_MY | FN_TS),
+    ("REGEXP_REPLACE", FN_PG | FN_MY),
+    ("REPEAT", FN_PG | FN_MY),
+    ("REPLACE", FN_PG | FN_MY | FN_TS),
+    ("REPLICATE", FN_TS),
+    ("REVERSE", FN_PG | FN_MY | FN_TS),
+    ("RIGHT", FN_PG | FN_MY | FN_TS),
+    ("ROUND", FN_PG | FN_MY | FN_TS),
+    ("ROW_NUMBER", FN_PG | FN_MY | FN_TS),
+    ("RPAD", FN_PG | FN_MY),
+    ("RTRIM", FN_PG | FN_MY | FN_TS),
+    ("SCHEMA", FN_MY),
+    ("SECOND", FN_MY),
+    ("SEC_TO_TIME", FN_MY),
+    ("SESSION_USER", FN_MY),
+    ("SHA1", FN_MY),
+    ("SHA2", FN_MY),
+    ("SIGN", FN_PG | FN_MY | FN_TS),
+    ("SIN", FN_PG | FN_MY | FN_TS),
+    ("SOUNDEX", FN_PG | FN_MY | FN_TS),
+    ("SPACE", FN_TS),
+    ("SPLIT_PART", FN_PG),
+    ("SQRT", FN_PG | FN_MY | FN_TS),
+    ("SQUARE", FN_TS),
+    ("STDDEV", FN_PG | FN_MY),
+    ("STDDEV_POP", FN_PG | FN_MY),
+    ("STDDEV_SAMP", FN_PG | FN_MY),
+    ("STR", FN_TS),
+    ("STRCMP", FN_MY),
+    ("STRING_AGG", FN_PG | FN_TS),
+    ("STRPOS", FN_PG),
+    ("STR_TO_DATE", FN_MY),
+    ("STUFF", FN_TS),
+    ("SUBDATE", FN_MY),
+    ("SUBSTR", FN_PG | FN_MY),
+    ("SUBSTRING_INDEX", FN_MY),
+    ("SUM", FN_PG | FN_MY | FN_TS),
+    ("SYSDATETIME", FN_TS),
+    ("SYSTEM_USER", FN_MY),
+    ("SYSUTCDATETIME", FN_TS),
+    ("TAN", FN_PG | FN_MY | FN_TS),
+    ("TIMESTAMPADD", FN_MY),
+    ("TIMESTAMPDIFF", FN_MY),
+    ("TIME_FORMAT", FN_MY),
+    ("TIME_TO_SEC", FN_MY),
+    ("TO_CHAR", FN_PG),
+    ("TO_DATE", FN_PG),
+    ("TO_DAYS", FN_MY),
+    ("TO_JSON", FN_PG),
+    ("TO_JSONB", FN_PG),
+    ("TO_NUMBER", FN_PG),
+    ("TO_TIMESTAMP", FN_PG),
+    ("TRUNC", FN_PG),
+    ("UCASE", FN_MY),
+    ("UNHEX", FN_MY),
+    ("UNIX_TIMESTAMP", FN_MY),
+    ("UNNEST", FN_PG),
+    ("UPPER", FN_PG | FN_MY | FN_TS),
+    ("USER", FN_MY),
+    ("VARIANCE", FN_PG | FN_MY),
+    ("VAR_POP", FN_PG | FN_MY),
+    ("VAR_SAMP", FN_PG | FN_MY),
+    ("VERSION", FN_PG | FN_MY),
+    ("WEEK", FN_MY),
+    ("WEEKDAY", FN_MY),
+    ("YEAR", FN_MY | FN_TS),
+    ("YEARWEEK", FN_MY),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Dialect::{MySql, Postgres, TSql};
+
+    #[test]
+    fn table_sorted() {
+        for w in PURE_FUNCTIONS.windows(2) {
+            if let [a, b] = w {
+                assert!(a.0 < b.0, "function table out of order: {} >= {}", a.0, b.0);
+            }
+        }
+    }
+
+    #[test]
+    fn allow_and_deny() {
+        for d in [Postgres, MySql, TSql] {
+            assert!(is_pure_function("count", d));
+            assert!(is_pure_function("SUM", d));
+            assert!(is_pure_function("Coalesce", d));
+        }
+        for f in ["nextval", "setval", "pg_sleep", "set_config", "query_to_xml", "dblink_exec",
+                  "pg_read_file", "lo_export", "pg_advisory_lock", "pg_notify",
+                  "pg_terminate_backend", "generate_series", "random", "txid_current"] {
+            assert!(!is_pure_function(f, Postgres), "{f}");
+        }
+        for f in ["sleep", "benchmark", "get_lock", "release_lock", "load_file", "nextval",
+                  "last_insert_id", "master_pos_wait", "rand", "uuid"] {
+            assert!(!is_pure_function(f, MySql), "{f}");
+        }
+        for f in ["openrowset", "openquery", "xp_cmdshell", "sp_executesql", "newid"] {
+            assert!(!is_pure_function(f, TSql), "{f}");
+        }
+        assert!(is_pure_function("if", MySql));
+        assert!(!is_pure_function("if", TSql));
+        assert!(is_pure_function("iif", TSql));
+        assert!(!is_pure_function("date_trunc", MySql));
+        assert!(is_pure_function("date_trunc", Postgres));
+    }
+}

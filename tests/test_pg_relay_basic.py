@@ -1,0 +1,94 @@
+"""PostgreSQL relay: login, simple query, blocked writes, transaction status (real server,
+real drivers). Every blocked-write test checks the client's error AND the database checksum."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from test_pg_helpers import AGENT, AGENT_PW, proxy, relay_db  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.pg
+
+
+def connect(proxy, **kw):
+    return psycopg.connect(proxy.dsn(**kw), autocommit=True)
+
+
+def test_select_through_proxy(proxy):
+    with connect(proxy) as c:
+        assert c.execute("SELECT count(*) FROM accounts").fetchone()[0] == 50
+        assert c.execute("SELECT owner FROM accounts WHERE id = %s", (7,)).fetchone()[0] == "owner7"
+    rec = proxy.wait_for(lambda: proxy.events("statement", verdict="ALLOWED"))
+    assert rec and rec[0]["db.system.name"] == "postgresql" and rec[0]["agent"] == AGENT
+
+
+def test_backend_session_is_read_only(proxy):
+    with connect(proxy) as c:
+        assert c.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+        assert c.info.parameter_status("default_transaction_read_only") == "on"
+
+
+def test_blocked_delete_simple_query(proxy, pg_server, relay_db):
+    before = pg_server.checksum(relay_db)
+    with connect(proxy) as c:
+        with pytest.raises(psycopg.Error) as ei:
+            c.execute("DELETE FROM accounts", prepare=False)
+        assert ei.value.sqlstate == "25006"
+        assert ei.value.diag.message_primary
+        # connection still usable
+        assert c.execute("SELECT 1").fetchone()[0] == 1
+    assert pg_server.checksum(relay_db) == before
+    assert proxy.wait_for(lambda: proxy.events("statement", verdict="BLOCKED"))
+
+
+def test_wrong_password_is_refused(proxy):
+    with pytest.raises(psycopg.OperationalError) as ei:
+        psycopg.connect(proxy.dsn(password="wrong"))
+    assert "password authentication failed" in str(ei.value)
+    assert proxy.wait_for(lambda: proxy.events("auth_failed"))
+
+
+def test_blocked_inside_explicit_transaction_fails_the_transaction(proxy, pg_server, relay_db):
+    """BEGIN; SELECT; DELETE -> client sees 25006 and an aborted transaction ('E'), exactly
+    like the backend; ROLLBACK works and the connection is usable again."""
+    before = pg_server.checksum(relay_db)
+    with psycopg.connect(proxy.dsn()) as c:          # autocommit off: psycopg sends BEGIN
+        assert c.execute("SELECT count(*) FROM notes").fetchone()[0] == 3
+        assert c.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        with pytest.raises(psycopg.Error) as ei:
+            c.execute("UPDATE notes SET body = 'x'", prepare=False)
+        assert ei.value.sqlstate == "25006"
+        assert c.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+            c.execute("SELECT 1")
+        c.rollback()
+        assert c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert c.execute("SELECT body FROM notes ORDER BY id").fetchall()[0][0] == "alpha"
+    assert pg_server.checksum(relay_db) == before
+
+
+def test_multi_statement_string_blocked_as_a_whole(proxy, pg_server, relay_db):
+    """Publicly reported bypass #1: `SELECT 1; COMMIT; DROP ...` in one simple Query."""
+    before = pg_server.checksum(relay_db)
+    with connect(proxy) as c:
+        for sql in ["SELECT 1; COMMIT; DROP TABLE notes", "SELECT 1; DELETE FROM accounts",
+                    "BEGIN; DELETE FROM accounts; COMMIT"]:
+            with pytest.raises(psycopg.Error) as ei:
+                c.execute(sql, prepare=False)
+            assert ei.value.sqlstate == "25006", sql
+            assert c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert c.execute("SELECT count(*) FROM notes").fetchone()[0] == 3
+    assert pg_server.checksum(relay_db) == before
+
+
+def test_server_side_prepared_statements(proxy, pg_server, relay_db):
+    before = pg_server.checksum(relay_db)
+    with connect(proxy) as c:
+        for i in range(1, 8):                              # prepare_threshold=5 -> named stmt
+            assert c.execute("SELECT balance FROM accounts WHERE id = %s", (i,), prepare=True).fetchone()[0] == i * 10
+        with pytest.raises(psycopg.Error) as ei:
+            c.execute("UPDATE accounts SET balance = 0 WHERE id = %s", (1,), prepare=True)
+        assert ei.value.sqlstate == "25006"
+        assert c.execute("SELECT balance FROM accounts WHERE id = %s", (2,), prepare=True).fetchone()[0] == 20
+    assert pg_server.checksum(relay_db) == before
