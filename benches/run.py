@@ -25,6 +25,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
+import agent_workload  # noqa: E402
+import memory  # noqa: E402
 import peers  # noqa: E402
 from servers import MariaDbServer, PgServer, free_port, tmp_root  # noqa: E402
 
@@ -53,7 +55,29 @@ def pgbench(host: str, port: int, mode: str, clients: int, threads: int, seconds
     return float(m.group(1))
 
 
-def bench_pgbench(rounds: int, seconds: int) -> dict:
+def bench_agent(pg: PgServer, proxy: peers.Peer, rounds: int) -> dict:
+    """Agent-like mixed workload, direct vs. proxy interleaved; cache hit rate from /metrics."""
+    stmts = agent_workload.make_statements(n=3000, distinct=300, write_share=0.02)
+    direct_dsn = pg.dsn("bench")
+    proxy_dsn = f"host={proxy.host} port={proxy.port} dbname=bench user=postgres password={pg.password}"
+    before = agent_workload.classification_counts(proxy.extra["admin_port"])
+    per_round = []
+    blocked = 0
+    for r in range(rounds):
+        d, _, _ = agent_workload.run(direct_dsn, stmts, skip_writes=True)
+        p, _, blocked = agent_workload.run(proxy_dsn, stmts, skip_writes=False)
+        per_round.append(p / d)
+        print(f"  round {r + 1} agent workload: direct {d:.0f}/s, proxy {p:.0f}/s", flush=True)
+    after = agent_workload.classification_counts(proxy.extra["admin_port"])
+    paths = {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before)}
+    total = sum(paths.values()) or 1
+    return {"ratio_vs_direct": statistics.median(per_round), "blocked_writes_per_round": blocked,
+            "statements_per_round": len(stmts), "classification_paths": paths,
+            "cache_hit_rate": paths.get("cache", 0) / total,
+            "deep_per_1000": 1000 * paths.get("deep", 0) / total}
+
+
+def bench_pgbench(rounds: int, seconds: int, only: set[str] = frozenset()) -> dict:
     pg = PgServer(root=tmp_root("sdp-bench-pg-"), extra_conf="max_connections=1200\n").start()
     started: list[peers.Peer] = []
     try:
@@ -78,6 +102,7 @@ def bench_pgbench(rounds: int, seconds: int) -> dict:
         # warm-up: connections, caches, the backend's shared buffers
         for name, (h, p, _) in targets.items():
             pgbench(h, p, "simple", 8, 2, 2, env)
+        paths_before = agent_workload.classification_counts(proxy.extra["admin_port"])
         for r in range(rounds):
             for mode, c, j in workloads:
                 key = f"{mode} c={c}"
@@ -89,12 +114,28 @@ def bench_pgbench(rounds: int, seconds: int) -> dict:
                     if peer:
                         cpu.setdefault(key, {}).setdefault(name, []).append(used / max(tps * seconds, 1) * 1e6)
                 print(f"  round {r + 1} {key}: " + ", ".join(f"{n} {raw[key][n][-1]:.0f}" for n in targets), flush=True)
-        return {"raw_tps": raw, "cpu_us_per_query": cpu,
-                "ratios": ratios(raw, base="direct"), "vs_pgbouncer": ratios(raw, base="pgbouncer")}
+        paths = paths_delta(proxy, paths_before)
+        result = {"raw_tps": raw, "cpu_us_per_query": cpu, "classification_paths": paths,
+                  "ratios": ratios(raw, base="direct"), "vs_pgbouncer": ratios(raw, base="pgbouncer")}
+        if "agent" in only:
+            result["agent"] = bench_agent(pg, proxy, rounds)
+        if "memory" in only:
+            print("  memory: 1000 idle connections", flush=True)
+            result["memory"] = {"sandbox-db-proxy": memory.idle_connections_rss(proxy, "postgres", pg.password, "bench"),
+                                "pgbouncer": memory.idle_connections_rss(bouncer, "postgres", pg.password, "bench")}
+        return result
     finally:
         for p in started:
             p.stop()
         pg.stop()
+
+
+def paths_delta(proxy: peers.Peer, before: dict) -> dict:
+    """Classification counts per path (cache/fast/deep) since `before`, and deep calls per 1,000."""
+    after = agent_workload.classification_counts(proxy.extra["admin_port"])
+    paths = {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before)}
+    total = sum(paths.values()) or 1
+    return {"counts": paths, "deep_per_1000": 1000 * paths.get("deep", 0) / total}
 
 
 def ratios(raw: dict, base: str) -> dict:
@@ -141,6 +182,7 @@ def bench_sysbench(rounds: int, seconds: int) -> dict:
         cpu: dict[str, dict[str, list[float]]] = {}
         for name, (h, p, _) in targets.items():
             sysbench("oltp_point_select", h, p, 2)
+        paths_before = agent_workload.classification_counts(proxy.extra["admin_port"])
         for r in range(rounds):
             for test in ("oltp_point_select", "oltp_read_only"):
                 for name, (h, p, peer) in targets.items():
@@ -151,7 +193,8 @@ def bench_sysbench(rounds: int, seconds: int) -> dict:
                     if peer:
                         cpu.setdefault(test, {}).setdefault(name, []).append(used / max(qps * seconds, 1) * 1e6)
                 print(f"  round {r + 1} {test}: " + ", ".join(f"{n} {raw[test][n][-1]:.0f}" for n in targets), flush=True)
-        return {"raw_qps": raw, "cpu_us_per_query": cpu, "ratios": ratios(raw, base="direct"),
+        return {"raw_qps": raw, "cpu_us_per_query": cpu, "classification_paths": paths_delta(proxy, paths_before),
+                "ratios": ratios(raw, base="direct"),
                 "vs_haproxy": ratios(raw, base="haproxy")}
     finally:
         for p in started:
@@ -193,7 +236,21 @@ def markdown(result: dict) -> str:
                          f"{fmt(pb['vs_pgbouncer'][key].get('sandbox-db-proxy'))} | "
                          + " | ".join("–" if med(n) is None else f"{med(n):.1f}"
                                       for n in ("sandbox-db-proxy", "pgbouncer", "haproxy")) + " |")
+        lines.append(f"Deep-path calls after warm-up: {pb['classification_paths']['deep_per_1000']:.2f} per 1,000 "
+                     f"statements (paths {pb['classification_paths']['counts']}).")
         lines.append("")
+        if "agent" in pb:
+            a = pb["agent"]
+            lines += [f"**Agent-like workload** ({a['statements_per_round']} statements: 300 distinct analytic SELECTs "
+                      f"with inline literals, skewed repeats, 2% writes that are blocked): proxy ÷ direct "
+                      f"{fmt(a['ratio_vs_direct'])}; verdict-cache hit rate {a['cache_hit_rate']:.1%}; deep-path calls "
+                      f"{a['deep_per_1000']:.1f} per 1,000 statements; paths {a['classification_paths']}.", ""]
+        if "memory" in pb:
+            mm = pb["memory"]
+            lines += ["**Memory, 1,000 idle client connections** (each with its backend connection): "
+                      + "; ".join(f"{n} {v['bytes_per_connection'] / 1024:.1f} KiB per connection "
+                                  f"(RSS {v['rss_before_bytes'] / 2**20:.0f} → {v['rss_after_bytes'] / 2**20:.0f} MiB)"
+                                  for n, v in mm.items()), ""]
     if "sysbench" in result:
         sb = result["sysbench"]
         lines += ["**MariaDB 10.11, sysbench (8 threads)** — QPS ratio vs. direct in the same round", "",
@@ -205,6 +262,8 @@ def markdown(result: dict) -> str:
                          f"{fmt(r.get('sandbox-db-proxy'))} | {fmt(r.get('haproxy'))} | "
                          f"{fmt(sb['vs_haproxy'][key].get('sandbox-db-proxy'))} | "
                          f"{'–' if not cpu else f'{statistics.median(cpu):.1f}'} |")
+        lines.append(f"Deep-path calls after warm-up: {sb['classification_paths']['deep_per_1000']:.2f} per 1,000 "
+                     f"statements (paths {sb['classification_paths']['counts']}).")
         lines.append("")
     if "classifier_markdown" in result:
         lines += [result["classifier_markdown"], ""]
@@ -215,7 +274,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--only", default="classifier,pgbench,sysbench")
+    ap.add_argument("--only", default="classifier,pgbench,agent,memory,sysbench")
     args = ap.parse_args()
     only = set(args.only.split(","))
     RESULTS.mkdir(exist_ok=True)
@@ -228,7 +287,7 @@ def main() -> int:
             result["classifier_markdown"] = md.read_text()
     if "pgbench" in only:
         print("== pgbench", flush=True)
-        result["pgbench"] = bench_pgbench(args.rounds, args.seconds)
+        result["pgbench"] = bench_pgbench(args.rounds, args.seconds, only)
     if "sysbench" in only:
         print("== sysbench", flush=True)
         result["sysbench"] = bench_sysbench(args.rounds, args.seconds)
