@@ -31,8 +31,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 sdp \
  && useradd --system --uid 10001 --gid sdp --home-dir /app --shell /usr/sbin/nologin sdp
 COPY --from=build /wheels /tmp/wheels
-# [demo] adds pgserver (an embedded PostgreSQL) for `--test-mode` / `sandbox-db-proxy demo`.
-RUN pip install --no-cache-dir --find-links /tmp/wheels "sandbox-db-proxy[demo]==0.1.0" \
+# The wheel is installed by file name, never by project name, so an index can't substitute it;
+# pgserver (the [demo] extra: an embedded PostgreSQL) serves `--test-mode` / `demo`.
+RUN pip install --no-cache-dir --find-links /tmp/wheels /tmp/wheels/sandbox_db_proxy-*.whl "pgserver==0.1.4" \
  && rm -rf /tmp/wheels
 WORKDIR /app
 COPY config.example.yaml /etc/sandbox-db-proxy/config.yaml

@@ -4,6 +4,7 @@ structure (no Docker engine here to build it)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -230,3 +231,155 @@ def test_example_config_is_valid():
            "AGENT1_PASSWORD": "a"}
     r = cli("check-config", "--config", str(ROOT / "config.example.yaml"), env=env)
     assert r.returncode == 0, r.stderr
+
+
+# --- serve end to end: real servers, real drivers, the platform around the relays ----------
+
+def _start_serve(tmp_path, config_text: str, env: dict | None = None):
+    p = tmp_path / "serve.yaml"
+    p.write_text(config_text)
+    err = open(tmp_path / "serve.stderr", "w")
+    proc = subprocess.Popen(CLI + ["serve", "--config", str(p)], stdout=subprocess.DEVNULL, stderr=err,
+                            env={**os.environ, **(env or {})}, cwd=tmp_path)
+    err.close()
+    return p, proc
+
+
+def _stop(proc) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+    return proc.returncode
+
+
+@pytest.mark.pg
+def test_serve_postgres_end_to_end(tmp_path, pg_server):
+    if importlib.util.find_spec("sandbox_db_proxy.server.postgres") is None:
+        pytest.skip("PostgreSQL relay not built yet")
+    psycopg = pytest.importorskip("psycopg")
+    db = "sdp_p5_cli_e2e"
+    pg_server.psql(f"DROP DATABASE IF EXISTS {db}")
+    pg_server.psql(f"CREATE DATABASE {db}")
+    pg_server.psql("CREATE TABLE users (id serial PRIMARY KEY, name text);"
+                   "INSERT INTO users (name) SELECT 'u' || g FROM generate_series(1, 20) g;", db)
+    port, admin_port = free_port(), free_port()
+    audit = tmp_path / "audit.json"
+    p, proc = _start_serve(tmp_path, textwrap.dedent(f"""\
+        backends:
+          - name: pg
+            type: postgres
+            address: 127.0.0.1
+            port: {pg_server.port}
+            username: postgres
+            password: ${{PGPW}}
+            database: {db}
+            listen: "127.0.0.1:{port}"
+            backend_tls: {{mode: disable}}
+        agents:
+          - {{name: bot, username: bot, password: botpw}}
+        admin: {{listen: "127.0.0.1:{admin_port}"}}
+        audit: {{path: "{audit}", flush_interval_ms: 20}}
+        """), env={"PGPW": pg_server.password})
+    try:
+        assert wait_http(f"http://127.0.0.1:{admin_port}/readyz") == 200
+        before = pg_server.checksum(db)
+        dsn = f"host=127.0.0.1 port={port} dbname={db} user=bot password=botpw sslmode=disable"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 20
+            with pytest.raises(psycopg.Error) as e:
+                conn.execute("INSERT INTO users (name) VALUES ('test')")
+            assert e.value.diag.sqlstate == "25006"
+            assert conn.execute("SELECT 1").fetchone()[0] == 1  # still usable
+        # the database's own password is not a login when agents list the backend
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(f"host=127.0.0.1 port={port} dbname={db} user=postgres "
+                            f"password={pg_server.password} sslmode=disable").close()
+        assert pg_server.checksum(db) == before
+        assert wait_for(lambda: any(r.get("verdict") == "BLOCKED" for r in
+                                    [orjson.loads(x) for x in audit.read_bytes().splitlines()] if audit.exists()))
+        recs = [orjson.loads(x) for x in audit.read_bytes().splitlines()]
+        (blocked,) = [r for r in recs if r.get("verdict") == "BLOCKED"]
+        assert blocked["agent"] == "bot" and blocked["db.system.name"] == "postgresql"
+        assert blocked["db.namespace"] == db and "INSERT" in blocked["db.query.text"]
+        assert any(r["event"] == "auth_failed" for r in recs)
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=5).read().decode()
+        assert re.search(r'sandbox_db_proxy_statements_total\{backend="pg",class="write",verdict="blocked"\} 1\.0', metrics)
+        assert re.search(r'sandbox_db_proxy_blocks_total\{backend="pg",rule="[a-z_]+"\} 1\.0', metrics)
+        assert "BLOCKED-DB-WRITE" in (tmp_path / "serve.stderr").read_text()
+
+        # SIGHUP: restrict the allowlist; the next connection from 127.0.0.1 is refused at accept
+        p.write_text(p.read_text() + "security: {allowed_ips: [10.0.0.0/8]}\n")
+        proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: any(r.get("event") == "config_reload" and r.get("outcome") == "success"
+                                    for r in [orjson.loads(x) for x in audit.read_bytes().splitlines()]))
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(dsn, connect_timeout=5).close()
+        assert wait_for(lambda: any(r.get("event") == "ip_denied"
+                                    for r in [orjson.loads(x) for x in audit.read_bytes().splitlines()]))
+        assert _stop(proc) == 0
+    finally:
+        _stop(proc)
+        pg_server.psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+@pytest.mark.mariadb
+def test_serve_mysql_end_to_end(tmp_path, mariadb_server):
+    """The guide's own backend shape (type: mysql, no agents: clients log in with the
+    backend's configured username/password) through `serve`."""
+    if importlib.util.find_spec("sandbox_db_proxy.server.mysql") is None:
+        pytest.skip("MySQL relay not built yet")
+    pymysql = pytest.importorskip("pymysql")
+    db = "sdp_p5_cli_e2e"
+    mariadb_server.sql(f"DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};"
+                       f"CREATE TABLE {db}.users (id int AUTO_INCREMENT PRIMARY KEY, name text);"
+                       f"INSERT INTO {db}.users (name) VALUES ('a'), ('b'), ('c');")
+    port, admin_port = free_port(), free_port()
+    audit = tmp_path / "audit.json"
+    _, proc = _start_serve(tmp_path, textwrap.dedent(f"""\
+        backends:
+          - name: mysql-prod
+            type: mysql
+            address: 127.0.0.1
+            port: {mariadb_server.port}
+            username: {mariadb_server.user}
+            password: ${{MYSQL_PASSWORD}}
+            database: {db}
+            listen: "127.0.0.1:{port}"
+            backend_tls: {{mode: disable}}
+        security:
+          enforce_read_only: true
+          blocked_commands: [INSERT, UPDATE, DELETE, DROP, CREATE, ALTER, TRUNCATE, MERGE, REPLACE]
+          audit_enabled: true
+        admin: {{listen: "127.0.0.1:{admin_port}"}}
+        audit: {{path: "{audit}", flush_interval_ms: 20}}
+        """), env={"MYSQL_PASSWORD": mariadb_server.password})
+    try:
+        assert wait_http(f"http://127.0.0.1:{admin_port}/readyz") == 200
+        before = mariadb_server.checksum(db)
+        conn = pymysql.connect(host="127.0.0.1", port=port, user=mariadb_server.user,
+                               password=mariadb_server.password, database=db, ssl_disabled=True)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT * FROM users LIMIT 10")
+                assert len(cur.fetchall()) == 3
+                for sql in ("INSERT INTO users (name) VALUES ('test')", "UPDATE users SET name = 'test' WHERE id = 1",
+                            "DELETE FROM users WHERE id = 1"):
+                    with pytest.raises(pymysql.MySQLError) as e:
+                        cur.execute(sql)
+                    assert e.value.args[0] == 1792, e.value.args
+        finally:
+            conn.close()
+        assert mariadb_server.checksum(db) == before
+        assert wait_for(lambda: sum(1 for x in audit.read_bytes().splitlines() if b'"BLOCKED"' in x) == 3
+                        if audit.exists() else False)
+        rec = next(orjson.loads(x) for x in audit.read_bytes().splitlines() if b'"BLOCKED"' in x)
+        assert rec["db.system.name"] in ("mysql", "mariadb") and rec["backend"] == "mysql-prod"
+        assert _stop(proc) == 0
+    finally:
+        _stop(proc)
+        mariadb_server.sql(f"DROP DATABASE IF EXISTS {db}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import re
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from corpus_util import DIALECTS, load_corpus
 # (see the measured figures in tests/corpus/README.md) with a little headroom: a rise means a
 # regression that makes the proxy less useful to analysts. Security never loosens these: a
 # write that is allowed fails test_no_write_is_allowed whatever the read figures are.
-FALSE_BLOCK_BOUND = {"postgres": 0.10, "mysql": 0.10, "tsql": 0.15}
+FALSE_BLOCK_BOUND = {"postgres": 0.05, "mysql": 0.05, "tsql": 0.08}
 
 MIN_ENTRIES = {"postgres": 200, "mysql": 150, "tsql": 100}
 TECHNIQUES = {
@@ -176,7 +175,7 @@ def test_cli_jsonl_agrees_with_api(verdicts):
     cli = Path(sys.executable).with_name("sandbox-db-proxy")
     cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "sandbox_db_proxy.cli"]
     done = subprocess.run(cmd + ["classify", "--jsonl"], input=stdin, capture_output=True,
-                          text=True, timeout=240, env={**os.environ, "PYTHONHASHSEED": "0"})
+                          text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
     assert [line.get("id") for line in lines] == [e["id"] for e in entries]

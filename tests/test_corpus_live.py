@@ -15,6 +15,8 @@ Guards, so a mislabelled "read" cannot do damage or hang the suite:
 - a checksum of the whole database before and after: a "read" that changed anything (e.g. a
   sequence advanced by nextval) fails the test even where the read-only transaction let it through.
 Writes are never executed here: many have effects that outlive a rollback (issue 2).
+Also here, because it needs the live server: the per-backend function catalogue read from
+pg_proc makes the engine allow the schema's IMMUTABLE/STABLE functions and still block every write.
 T-SQL reads cannot be run: there is no SQL Server on this machine (tests/corpus/README.md).
 """
 
@@ -107,6 +109,34 @@ def test_pg_corpus_reads_run_on_postgres(pg_server, pg_corpus_db):
     after = pg_server.checksum(pg_corpus_db)
     assert not failures, f"{len(failures)} corpus reads failed on PostgreSQL:\n" + "\n".join(failures)
     assert before == after, "running the corpus reads changed the database"
+
+
+_USER_FN_CALL = re.compile(r"\b(fmt_money|user_order_total)\s*\(")
+
+
+@pytest.mark.pg
+def test_pg_catalogue_from_the_server_decides_user_functions(pg_server, pg_corpus_db):
+    """The per-backend function catalogue (issue 2, "Function policy"): read from this server's
+    pg_proc, it lets the engine allow the schema's IMMUTABLE/STABLE functions (PostgreSQL refuses
+    data-modifying statements inside them, docs "38.7 Function Volatility Categories") while every
+    write in the corpus, including calls of the schema's VOLATILE functions, its writing operator
+    and cast, stays blocked."""
+    from sandbox_db_proxy.engine import PG_PROC_QUERY, Engine, FunctionCatalog
+
+    with pg_connect(pg_server, pg_corpus_db) as conn:
+        rows = conn.execute(PG_PROC_QUERY).fetchall()
+    engine = Engine("postgres", catalog=FunctionCatalog.from_pg_proc(rows))
+
+    user_reads = [e for e in load_corpus("postgres", label="read") if _USER_FN_CALL.search(e["sql"])]
+    assert len(user_reads) >= 2
+    refused = [f"{e['id']}: {engine.classify(e['sql']).reason}" for e in user_reads
+               if not engine.classify(e["sql"]).allowed]
+    assert not refused, "reads of IMMUTABLE/STABLE user functions blocked despite the catalogue:\n" + \
+        "\n".join(refused)
+
+    allowed = [f"{e['id']}: {e['sql'][:80]!r}" for e in load_corpus("postgres", label="write")
+               if engine.classify(e["sql"]).allowed]
+    assert not allowed, "writes allowed once the catalogue is given:\n" + "\n".join(allowed)
 
 
 # --- MariaDB --------------------------------------------------------------------------------------

@@ -81,3 +81,46 @@ def test_demo_keeps_serving_until_ctrl_c(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_test_mode_is_the_demo_and_stops_on_sigterm(tmp_path):
+    """The guide's `docker run ... sandbox-db-proxy --test-mode` (ENTRYPOINT adds `serve`):
+    the demo on all interfaces; `docker stop` (SIGTERM) ends it cleanly."""
+    proc = subprocess.Popen(CLI + ["serve", "--test-mode", "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, cwd=tmp_path)
+    try:
+        seen = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if "press Ctrl-C" in line:
+                break
+        out = "".join(seen)
+        assert "proxy listening on 0.0.0.0:" in out and "Result: all" in out, out
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (tmp_path / "volumes" / "audit-logs" / "audit.json").exists()  # the guide's path, relative to cwd
+
+
+def test_demo_without_psycopg_uses_bundled_psql(tmp_path):
+    """The Docker image has no psycopg (a test dependency): the checks then run with the
+    psql that ships inside pgserver, and must reach the same verdicts."""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "psycopg.py").write_text("raise ImportError('psycopg hidden for this test')\n")
+    env = {**os.environ, "PYTHONPATH": f"{hide}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    r = subprocess.run(CLI + ["demo", "--check-only", "--port", "0", "--admin-port", "0",
+                              "--audit-path", str(tmp_path / "audit.json")],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for sql in GUIDE[1:]:
+        line = next(l for l in r.stdout.splitlines() if sql in l)
+        assert line.strip().startswith("PASS") and "BLOCKED" in line and "[25006]" in line, line
+    assert "Result: all" in r.stdout

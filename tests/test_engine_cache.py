@@ -121,3 +121,25 @@ def test_lex_errors_and_garbage_block():
             v = eng.classify(sql)
             assert not v.allowed, (dialect, sql)
             assert v.rule in ("lex_error", "parse_error", "empty_statement"), (dialect, sql, v.rule)
+
+
+_AMBIGUOUS = {
+    # benign text, another benign text with the same fingerprint, and a text of the same shape
+    # which other backslash-escape settings would read as SELECT + DELETE
+    "postgres": ("SELECT 'x' AS s, 'y' AS t FROM orders", "SELECT 'a' AS s, 'b' AS t FROM orders",
+                 "SELECT 'x\\' AS s, '; DELETE FROM orders; --' AS t FROM orders"),
+    "mysql": ("SELECT 'x' AS s FROM orders", "SELECT 'y' AS s FROM orders",
+              "SELECT 'x\\'; DELETE FROM orders; -- ' AS s FROM orders"),
+}
+
+
+@pytest.mark.parametrize("dialect", sorted(_AMBIGUOUS))
+def test_fast_allowed_shapes_are_reused_but_never_overturn_a_fast_block(dialect):
+    benign, benign2, tricky = _AMBIGUOUS[dialect]
+    eng = Engine(dialect)
+    assert _native.fast_check(benign, dialect)[0] == _native.ALLOW
+    # (the native fingerprint keeps such ambiguous literals verbatim as well: two defences)
+    assert eng.classify(benign).path == "fast"
+    assert eng.classify(benign2).path == "cache"
+    v = eng.classify(tricky)
+    assert not v.allowed and v.rule == "ambiguous_quoting"

@@ -27,7 +27,8 @@ ALLOWED = [
     ("SELECT IFNULL(note, '-'), COALESCE(shipped_at, created_at), IF(total > 100, 'big', 'small'), "
      "CASE status WHEN 'paid' THEN 1 ELSE 0 END FROM orders", "read"),
     ("SELECT GROUP_CONCAT(name ORDER BY name SEPARATOR ', '), COUNT(DISTINCT country) FROM users", "read"),
-    ("SELECT JSON_EXTRACT(profile, '$.lang'), profile->>'$.lang' FROM users", "read"),
+    ("SELECT JSON_EXTRACT(profile, '$.lang'), JSON_UNQUOTE(JSON_EXTRACT(profile, '$.lang')) FROM users",
+     "read"),
     ("SELECT CONCAT(name, ' <', email, '>'), SUBSTRING(email, 1, 3), UPPER(country), "
      "LENGTH(name), ROUND(1.234, 2), NOW(), CURDATE(), DATABASE(), VERSION() FROM users", "read"),
     ("SELECT DATE_ADD(created_at, INTERVAL 1 DAY), DATEDIFF(NOW(), created_at), "
@@ -64,8 +65,10 @@ ALLOWED = [
     ("SET SESSION time_zone = '+00:00'", "session"),
     ("SET sql_select_limit = 1000", "session"),
     ("SET SESSION max_statement_time = 5", "session"),
+    ("SET sql_mode = 'STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION'", "session"),
     ("SET SESSION TRANSACTION READ ONLY", "transaction"),
     ("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", "transaction"),
+    ("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", "transaction"),
     ("START TRANSACTION", "transaction"),
     ("START TRANSACTION READ ONLY", "transaction"),
     ("START TRANSACTION WITH CONSISTENT SNAPSHOT", "transaction"),
@@ -83,7 +86,7 @@ BLOCKED = [
     ("DELETE FROM users", "write_statement"),
     ("DROP TABLE users", "ddl_statement"),
     ("CREATE TABLE t2 (a INT)", "ddl_statement"),
-    ("TRUNCATE TABLE orders", "ddl_statement"),
+    ("TRUNCATE TABLE orders", "write_statement"),
     ("ALTER TABLE users ADD COLUMN x INT", "ddl_statement"),
     ("RENAME TABLE users TO u2", "ddl_statement"),
     ("GRANT ALL ON *.* TO 'x'@'%'", "dcl_statement"),
@@ -100,6 +103,9 @@ BLOCKED = [
     ("SET PERSIST max_connections = 1", "session_setting"),
     ("SET sql_log_bin = 0", "session_setting"),
     ("SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'", "session_setting"),
+    ("SET sql_mode = 'TRADITIONAL,ANSI_QUOTES'", "session_setting"),
+    ("SET @@SESSION.sql_mode = 'ORACLE'", "session_setting"),
+    ("SET sql_mode = CONCAT(@@sql_mode, ',ANSI')", "session_setting"),
     ("SET NAMES gbk", "session_setting"),
     ("SET character_set_client = sjis", "session_setting"),
     ("SET @q = 'DELETE FROM orders'", "session_setting"),
@@ -132,7 +138,7 @@ BLOCKED = [
     ("SELECT RELEASE_ALL_LOCKS()", "unsafe_function"),
     ("SELECT MASTER_POS_WAIT('log', 4)", "unsafe_function"),
     ("SELECT NEXTVAL(invoice_seq)", "unsafe_function"),
-    ("SELECT NEXT VALUE FOR invoice_seq", "unsafe_function"),
+    ("SELECT NEXT VALUE FOR invoice_seq", "unsafe_function|parse_error"),
     ("SELECT log_event('x')", "unknown_function"),
     ("SELECT corpus.fmt_money(1)", "unknown_function"),
     ("SELECT sys_exec('id')", "unsafe_function"),
@@ -163,6 +169,14 @@ BLOCKED = [
     ("SHOW CREATE USER root", "sensitive_show"),
     ("SELECT * FROM information_schema.PROCESSLIST", "sensitive_show"),
     ("SELECT * FROM mysql.user", "sensitive_show"),
+    ("SELECT sql_text FROM mysql.slow_log", "sensitive_show"),
+    ("SELECT trx_query FROM information_schema.INNODB_TRX", "sensitive_show"),
+    ("SELECT * FROM performance_schema.events_statements_history", "sensitive_show"),
+    ("USE information_schema; SELECT * FROM processlist", "sensitive_show"),
+    ("SELECT * FROM processlist", "sensitive_show"),
+    ("USE mysql", "sensitive_show"),
+    ("SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE", "row_lock"),
+    ("SET SESSION tx_isolation = 'SERIALIZABLE'", "row_lock"),
     # EXPLAIN of writes; DESCRIBE stays a read
     ("EXPLAIN DELETE FROM users", "write_statement"),
     ("EXPLAIN ANALYZE SELECT SLEEP(1)", "unsafe_function"),
@@ -205,6 +219,9 @@ def test_sensitive_show_is_an_option():
     eng = Engine("mysql", block_sensitive_show=False)
     assert eng.classify("SHOW PROCESSLIST").allowed
     assert eng.classify("SELECT * FROM information_schema.PROCESSLIST").allowed
+    assert eng.classify("USE mysql; SELECT user FROM user").allowed
+    # a table called `user` in the application's own database is not the mysql.user table
+    assert Engine("mysql").classify("USE shop; SELECT * FROM user").allowed
 
 
 def test_unknown_functions_switch_keeps_the_denylist():

@@ -450,6 +450,23 @@ def test_backend_metrics_prebound():
     assert 'sandbox_db_proxy_backend_errors_total{backend="pg"} 1.0' in text
     assert CLASSIFY_BUCKETS[0] == 1e-6
     assert "_created" not in text
+    # `le` is inclusive: an observation exactly on a bound counts in that bucket
+    bm.classification("deep", 1e-6)
+    bm.classification("deep", 0.5)
+    text = m.render().decode()
+    assert 'sandbox_db_proxy_classification_seconds_bucket{le="1e-06",path="deep"} 1.0' in text
+    assert 'sandbox_db_proxy_classification_seconds_bucket{le="0.1",path="deep"} 1.0' in text
+    assert 'sandbox_db_proxy_classification_seconds_bucket{le="+Inf",path="deep"} 2.0' in text
+    assert 'sandbox_db_proxy_classification_seconds_count{path="deep"} 2.0' in text
+    assert 'sandbox_db_proxy_classification_seconds_sum{path="deep"} 0.500001' in text
+    # the exposition parses as Prometheus text format
+    from prometheus_client.parser import text_string_to_metric_families
+    names = {f.name for f in text_string_to_metric_families(text)}
+    assert {"sandbox_db_proxy_statements", "sandbox_db_proxy_blocks", "sandbox_db_proxy_classification_seconds",
+            "sandbox_db_proxy_query_seconds", "sandbox_db_proxy_connections", "sandbox_db_proxy_audit_dropped",
+            "sandbox_db_proxy_monitor_mode", "sandbox_db_proxy_limit_breaches", "sandbox_db_proxy_ip_denied",
+            "sandbox_db_proxy_config_reloads", "sandbox_db_proxy_backend_errors",
+            "sandbox_db_proxy_audit_queue_depth", "sandbox_db_proxy_connections_active"} <= names
 
 
 async def test_check_bearer(tmp_path, relay):
@@ -478,5 +495,50 @@ async def test_admin_setup_hook_adds_routes(tmp_path, relay):
     try:
         status, _, body = await get(app, "/api/hello")
         assert status == 200 and orjson.loads(body) == {"hi": True}
+    finally:
+        await app.drain(1)
+
+
+def test_reload_fails_whole_when_an_engine_cannot_be_built(tmp_path, monkeypatch):
+    import sandbox_db_proxy.engine as engine_pkg
+
+    p = tmp_path / "c.yaml"
+    base = ('backends: [{name: pg, type: postgres, address: h, username: u, password: p, listen: "127.0.0.1:0"}]\n'
+            "security: {blocked_commands: [COPY]}\n")
+    p.write_text(base)
+    app = ProxyApp(load_config(p, env={}), config_path=str(p), env={})
+    pg = app.engine("pg")
+    first = app.config
+
+    def broken(**kw):
+        raise RuntimeError("grammar failed to load")
+
+    monkeypatch.setattr(engine_pkg, "Engine", broken)
+    p.write_text(base.replace("[COPY]", "[COPY, GRANT]"))
+    assert app.reload() is False
+    assert app.config is first and app.engine("pg") is pg  # nothing half-applied
+
+
+async def test_reload_closes_connections_of_removed_agents(tmp_path, relay):
+    path = config_file(tmp_path)
+    text = path.read_text()
+    path.write_text(text.replace("admin:", "agents:\n  - {name: bot1, password: a}\n  - {name: bot2, password: b}\nadmin:"))
+    app = await make_app(path, relay)
+    try:
+        r1, w1, _ = await hello(app)
+        r2, w2, _ = await hello(app)
+        for _ in range(100):
+            if len(app.connections) == 2:
+                break
+            await asyncio.sleep(0.01)
+        by_port = {c.writer.get_extra_info("peername")[1]: c for c in app.connections}
+        c1 = by_port[w1.get_extra_info("sockname")[1]]
+        c2 = by_port[w2.get_extra_info("sockname")[1]]
+        c1.agent, c2.agent = "bot1", "bot2"   # what the relay sets after login
+        path.write_text(text.replace("admin:", "agents:\n  - {name: bot2, password: b}\nadmin:"))
+        assert app.reload()
+        gone = await asyncio.wait_for(r1.read(), 5)
+        assert gone == b"BYE your login was removed from the proxy configuration; connection closed\n"
+        assert c2.closed_with is None and c2 in app.connections
     finally:
         await app.drain(1)

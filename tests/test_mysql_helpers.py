@@ -304,3 +304,105 @@ def read_response(sock) -> list[bytes]:
             eofs += 1
             if eofs == 2:
                 return out
+
+
+# -- TLS ---------------------------------------------------------------------------------
+
+def make_cert(directory: str) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 / localhost (cryptography); returns paths."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sandbox-db-proxy test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path = os.path.join(directory, "proxy.crt")
+    key_path = os.path.join(directory, "proxy.key")
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class MemTlsClient:
+    """A TLS client over a raw socket through ssl.MemoryBIO, so a test controls exactly which
+    bytes go out in which write (e.g. SSLRequest and ClientHello in ONE segment)."""
+
+    def __init__(self, sock: socket.socket, cafile: str | None = None):
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if cafile:
+            ctx.load_verify_locations(cafile)
+        else:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        self.sock = sock
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname="127.0.0.1" if cafile else None)
+
+    def client_hello(self) -> bytes:
+        import ssl
+        try:
+            self.obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        return self.out.read()
+
+    def finish_handshake(self) -> None:
+        import ssl
+        self.sock.settimeout(10)
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                pending = self.out.read()
+                if pending:
+                    self.sock.sendall(pending)
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("server closed during the TLS handshake")
+                self.inc.write(chunk)
+        pending = self.out.read()
+        if pending:
+            self.sock.sendall(pending)
+
+    def send(self, data: bytes) -> None:
+        self.obj.write(data)
+        self.sock.sendall(self.out.read())
+
+    def read_packet(self) -> tuple[int, bytes]:
+        import ssl
+        buf = b""
+        while True:
+            if len(buf) >= 4:
+                n = buf[0] | buf[1] << 8 | buf[2] << 16
+                if len(buf) >= 4 + n:
+                    return buf[3], buf[4:4 + n]
+            try:
+                got = self.obj.read(65536)
+                if not got:
+                    raise ConnectionError("TLS closed")
+                buf += got
+                continue
+            except ssl.SSLWantReadError:
+                pass
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.inc.write(chunk)

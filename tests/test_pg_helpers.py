@@ -61,6 +61,14 @@ class StandInEngine:
         return _StandInVerdict(True, "stand-in-read", "", "read")
 
 
+class AllowAllEngine(StandInEngine):
+    """Lets everything through: used to prove the relay's own backstops (ParameterStatus
+    watch, COPY IN abort) hold even when the engine is wrong."""
+
+    def classify(self, sql):
+        return _StandInVerdict(True, "allow-all", "", "read")
+
+
 def real_engine_available() -> bool:
     try:
         from sandbox_db_proxy.engine import Engine
@@ -88,9 +96,10 @@ def make_config(pg_server, dbname: str, audit_path: str, *, security: dict | Non
 
 
 class ProxyHarness:
-    def __init__(self, config_text: str, force_stand_in: bool = False):
+    def __init__(self, config_text: str, force_stand_in: bool = False, engine=None):
         self.config_text = config_text
         self.force_stand_in = force_stand_in
+        self.engine = engine
         self.records: list[dict] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
@@ -116,7 +125,9 @@ class ProxyHarness:
                 from sandbox_db_proxy.server.app import ProxyApp
                 cfg = load_config_text(self.config_text, source="<test>", env={})
                 app = ProxyApp(cfg)
-                if self.force_stand_in or not real_engine_available():
+                if self.engine is not None:
+                    app._engines["pgtest"] = self.engine
+                elif self.force_stand_in or not real_engine_available():
                     app._engines["pgtest"] = StandInEngine()
                 orig = app.audit.emit
 

@@ -308,11 +308,14 @@ class AuditLog:
         # "BLOCKED-DB-WRITE" line, and each log line must stay one event.
         excerpt = orjson.dumps(sql[:MAX_LINE_SQL] if sql else "").decode()
         tag = "MONITOR-MODE-WOULD-BLOCK-DB-WRITE (forwarded)" if monitor else "BLOCKED-DB-WRITE"
-        blocked_log.warning(
-            "%s backend=%s agent=%s session=%s client=%s:%s rule=%s class=%s message=%s sql=%s reason=%s",
-            tag, rec.get("backend"), rec.get("agent"), rec.get("session.id"), rec.get("client.address"),
-            rec.get("client.port"), rec.get("rule"), rec.get("class"), rec.get("protocol.message"),
-            excerpt, orjson.dumps(rec.get("reason") or "").decode())
+        g = rec.get
+        client = f"{g('client.address')}:{g('client.port')}" if g("client.address") is not None else None
+        fields = (("backend", g("backend")), ("agent", g("agent")), ("session", g("session.id")),
+                  ("client", client), ("rule", g("rule")), ("class", g("class")),
+                  ("message", g("protocol.message")))
+        blocked_log.warning("%s %s sql=%s reason=%s", tag,
+                            " ".join(f"{k}={v}" for k, v in fields if v is not None), excerpt,
+                            orjson.dumps(g("reason") or "").decode())
 
     # -- writer thread -------------------------------------------------------------------
     def start(self) -> None:

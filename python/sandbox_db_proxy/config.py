@@ -33,6 +33,7 @@ import ipaddress
 import os
 import re
 import ssl
+import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -563,28 +564,28 @@ def _pydantic_problems(exc: ValidationError, overrides: dict[str, str]) -> list[
     return out
 
 
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as `Backend`, `tuple[Agent, ...]`,
+    `ClientTls | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _known_keys(parent: list) -> list[str]:
-    model: Any = Config
+    """Allowed keys at a key path (for "did you mean" hints on unknown keys)."""
+    model: type[BaseModel] | None = Config
     for p in parent:
         if isinstance(p, int):
             continue
-        field = model.model_fields.get(p)
-        if field is None:
-            return []
-        ann = field.annotation
-        model = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)),
-                     None)
+        field = model.model_fields.get(p) if model is not None else None
+        model = _model_in(field.annotation) if field is not None else None
         if model is None:
-            args = getattr(ann, "__args__", ())
-            model = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
-            if model is None:
-                # tuple[Backend, ...] and Optional[...] nest one level deeper
-                for a in args:
-                    for aa in getattr(a, "__args__", ()):
-                        if isinstance(aa, type) and issubclass(aa, BaseModel):
-                            model = aa
-                if model is None:
-                    return []
+            return []
     return list(model.model_fields)
 
 

@@ -213,6 +213,7 @@ class ServerAuth:
         self._rsa = rsa
         self.stage = "start"
         self.plugin = ""
+        self.path = ""   # how the login was verified: native | sha2-fast | sha2-full-tls | sha2-full-rsa
         pw = getattr(login, "password", None) if login is not None else None
         self._password: bytes | None = pw.encode() if isinstance(pw, str) else pw
         self._native_hash: bytes | None = getattr(login, "mysql_native_hash", None) if login is not None else None
@@ -258,6 +259,7 @@ class ServerAuth:
         if st == "sha2_full":
             if self.tls:
                 clear = payload[:-1] if payload.endswith(b"\0") else payload
+                self.path = "sha2-full-tls"
                 return self._full_result(self._check_cleartext(clear))
             if payload == bytes([SHA2_REQUEST_PUBLIC_KEY]):
                 self._rsa = self._rsa or RsaKeyPair.get()
@@ -267,6 +269,7 @@ class ServerAuth:
             return self._fail("caching_sha2_password full authentication without TLS needs the RSA key exchange")
         if st == "sha2_rsa":
             rsa = self._rsa or RsaKeyPair.get()
+            self.path = "sha2-full-rsa"
             clear = rsa.decrypt_password(payload, self.scramble)
             return self._full_result(clear is not None and self._check_cleartext(clear))
         return self._fail(f"unexpected authentication packet in stage {st}")
@@ -277,6 +280,7 @@ class ServerAuth:
             if self._password is None and self._native_hash is None:
                 return self._fail("no verifier for mysql_native_password")
             ok = native_verify(response, self.scramble, password=self._password, stored_hash=self._native_hash)
+            self.path = "native"
             return self._ok() if ok else self._fail("wrong password")
         # caching_sha2_password
         if self._password is not None and not self._password:
@@ -285,6 +289,7 @@ class ServerAuth:
             return self._fail("wrong password (empty)")
         key = self._cache_key()
         if self._password is not None and key in self.fast_cache:
+            self.path = "sha2-fast"
             if _eq(response, sha2_scramble(self._password, self.scramble)):
                 return self._ok([more_data_payload(bytes([SHA2_FAST_AUTH_OK]))])
             return self._fail("wrong password")

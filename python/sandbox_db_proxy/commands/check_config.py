@@ -51,6 +51,8 @@ def effective(config) -> dict:
 
 
 def summary(config) -> str:
+    from sandbox_db_proxy.server.app import RELAYS
+
     env = config.env_overrides
 
     def src(key: str) -> str:
@@ -62,7 +64,7 @@ def summary(config) -> str:
                    "audited" + src("security.enforce_read_only"))
     out.append("backends:")
     for b in config.backends:
-        served = "" if b.type in ("postgres", "mysql") else "   [no relay for this type yet: serve reports it NOT READY]"
+        served = "" if b.type in RELAYS else "   [no relay for this type yet: serve reports it NOT READY]"
         out.append(f"  - {b.name} ({b.type}) listen {b.listen} -> {b.address}"
                    + ("" if b.is_unix_socket else f":{b.port}") + served)
         out.append(f"      username {b.username}, password {_mask(b.password)}"

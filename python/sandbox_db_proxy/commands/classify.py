@@ -48,11 +48,6 @@ def _engines(args: argparse.Namespace):
     return get
 
 
-def _verdict_dict(v) -> dict:
-    d = v.to_dict()
-    return d
-
-
 def run(args: argparse.Namespace) -> int:
     import orjson
 
@@ -76,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if sql is None or sql == "-":
         sql = sys.stdin.read()
     verdict = engine_for(args.dialect).classify(sql)
-    out.write(orjson.dumps(_verdict_dict(verdict)).decode() + "\n")
+    out.write(orjson.dumps(verdict.to_dict()).decode() + "\n")
     out.flush()
     return 1 if (args.exit_code and not verdict.allowed) else 0
 
@@ -99,4 +94,4 @@ def _one_line(line: str, default_dialect: str, engine_for, orjson) -> dict:
         verdict = engine_for(dialect).classify(sql)
     except Exception as exc:   # one bad entry must not stop a corpus run; report it
         return {"id": ident, "error": f"{type(exc).__name__}: {exc}"}
-    return {"id": ident, **_verdict_dict(verdict)}
+    return {"id": ident, **verdict.to_dict()}

@@ -168,6 +168,7 @@ def run_demo(host: str = "127.0.0.1", port: int | None = None, admin_port: int |
             from sandbox_db_proxy.server.app import ProxyApp
 
             app = ProxyApp(config)
+            app.install_signal_handlers()
             await app.start()
             ok = app.backend_status.get("demo-pg", (False, ""))[0]
             if not ok:

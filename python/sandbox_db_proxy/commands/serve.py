@@ -65,6 +65,7 @@ def serve(config, config_path: str | None) -> int:
 
     async def main() -> int:
         app = ProxyApp(config, config_path=config_path)
+        app.install_signal_handlers()  # before start: a SIGTERM during startup still drains
         try:
             await app.start()
         except OSError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 
 # (statement, expect_allowed)
@@ -67,10 +68,14 @@ def _run_psycopg(host, port, user, password, dbname, checks) -> list[CheckResult
 
 def _run_psql(psql, host, port, user, password, dbname, sql, expect) -> CheckResult:
     env = {**os.environ, "PGPASSWORD": password, "PGSSLMODE": "disable", "PGCONNECT_TIMEOUT": "10"}
-    r = subprocess.run([psql, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", str(port), "-U", user,
-                        "-d", dbname, "-c", sql], capture_output=True, text=True, env=env, timeout=60)
+    r = subprocess.run([psql, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose",
+                        "-h", host, "-p", str(port), "-U", user, "-d", dbname, "-c", sql],
+                       capture_output=True, text=True, env=env, timeout=60)
     if r.returncode == 0:
         n = len([line for line in r.stdout.splitlines() if line.strip()])
         return CheckResult(sql, expect, True, f"{n} row{'s' * (n != 1)}")
-    msg = " ".join(r.stderr.split()).removeprefix("psql:").strip()
-    return CheckResult(sql, expect, False, msg)
+    # verbose errors read "...ERROR:  25006: <message>"
+    first = next((line for line in r.stderr.splitlines() if "ERROR:" in line), r.stderr.strip())
+    m = re.search(r"ERROR:\s+([0-9A-Z]{5}):\s*(.*)", first)
+    detail = f"[{m.group(1)}] {m.group(2).strip()}" if m else " ".join(first.split())
+    return CheckResult(sql, expect, False, detail)

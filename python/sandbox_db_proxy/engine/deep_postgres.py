@@ -25,7 +25,8 @@ import orjson
 from pglast import parser as pg_parser
 
 from . import reasons
-from .functions import LITERAL_SENSITIVE, PG_TABLESAMPLE_METHODS, FunctionPolicy
+from .functions import (LITERAL_SENSITIVE, PG_BUILTIN_OPERATORS, PG_BUILTIN_TYPES,
+                        PG_TABLESAMPLE_METHODS, FunctionPolicy)
 from .verdict import (ADMIN, DCL, DDL, FUNCTION, READ, SESSION, TRANSACTION, UNKNOWN, WRITE,
                       Statement)
 
@@ -66,15 +67,18 @@ XmlSerialize CollateClause GroupingSet GroupingFunc ParamRef NamedArgExpr Alias 
 JsonObjectConstructor JsonArrayConstructor JsonArrayQueryConstructor JsonObjectAgg
 JsonArrayAgg JsonAggConstructor JsonValueExpr JsonKeyValue JsonOutput JsonReturning JsonFormat
 JsonIsPredicate JsonParseExpr JsonScalarExpr JsonSerializeExpr JsonFuncExpr JsonTable
-JsonTableColumn JsonTablePathSpec JsonArgument JsonBehavior
+JsonTableColumn JsonTablePathSpec JsonArgument JsonBehavior ColumnDef
 """.split())
 
 _DML = {"InsertStmt": "INSERT", "UpdateStmt": "UPDATE", "DeleteStmt": "DELETE", "MergeStmt": "MERGE"}
 
-# Sensitive relations (block_sensitive_show): other sessions' SQL text, password hashes.
+# Sensitive relations and functions (block_sensitive_show): other sessions' SQL text and
+# password hashes (read-only-bypasses.md item 16, the PostgreSQL side of SHOW PROCESSLIST).
 SENSITIVE_RELATIONS = frozenset({"pg_stat_activity", "pg_stat_statements", "pg_authid",
                                  "pg_shadow", "pg_user_mapping", "pg_user_mappings",
-                                 "pg_stat_get_activity"})
+                                 "pg_stat_statements_info"})
+SENSITIVE_FUNCTIONS = frozenset({"pg_stat_get_activity", "pg_stat_get_backend_activity",
+                                 "pg_stat_statements"})
 
 _LOCK_NAMES = {"LCS_FORKEYSHARE": "FOR KEY SHARE", "LCS_FORSHARE": "FOR SHARE",
                "LCS_FORNOKEYUPDATE": "FOR NO KEY UPDATE", "LCS_FORUPDATE": "FOR UPDATE"}
@@ -90,13 +94,14 @@ def _name(items: list) -> list[str]:
 
 
 class _Walker:
-    __slots__ = ("policy", "sensitive", "literal_free", "nested_verbs")
+    __slots__ = ("policy", "sensitive", "literal_free", "nested_verbs", "sensitive_reason")
 
     def __init__(self, policy: FunctionPolicy, sensitive: bool) -> None:
         self.policy = policy
         self.sensitive = sensitive
         self.literal_free = True
         self.nested_verbs: list[str] = []
+        self.sensitive_reason: str | None = None
 
     def walk(self, root) -> None:
         """Iterative walk of a read statement; raises _Block at the first blocking construct."""
@@ -125,11 +130,27 @@ class _Walker:
                         self._relation(fields)
                     elif key == "RangeTableSample":
                         self._tablesample(fields)
+                    elif key == "TypeName":
+                        self._type(fields)
+                    tn = fields.get("typeName")
+                    if isinstance(tn, dict):
+                        self._type(tn)
                     extend(fields.values())
                     continue
+            tn = item.get("typeName")
+            if isinstance(tn, dict):
+                self._type(tn)
             extend(item.values())
+        if self.sensitive_reason is not None:
+            raise _Block("sensitive_show", ADMIN, self.sensitive_reason)
 
     # -- checks -----------------------------------------------------------------------------
+
+    def _sensitive_hit(self, reason: str) -> None:
+        """Remember an information leak (block_sensitive_show) but keep walking: a write or an
+        unsafe function in the same statement is the more important reason to report."""
+        if self.sensitive_reason is None:
+            self.sensitive_reason = reason
 
     def _not_read(self, key: str, fields: dict) -> None:
         verb = _DML.get(key)
@@ -164,26 +185,45 @@ class _Walker:
         else:
             dotted = ".".join(parts)
             raise _Block("unknown_function", FUNCTION, reasons.unknown_function(dotted, ""))
-        if name.lower() in LITERAL_SENSITIVE:
+        lname = name.lower()
+        if lname in LITERAL_SENSITIVE:
             self.literal_free = False
+        if self.sensitive and lname in SENSITIVE_FUNCTIONS:
+            self._sensitive_hit(reasons.sensitive_show(f"{name}()"))
         judged = self.policy.judge(name, schema)
         if judged is not None:
             raise _Block(judged.rule, FUNCTION, judged.reason)
 
     def _operator(self, fields: dict) -> None:
         parts = _name(fields.get("name"))
-        # OPERATOR(schema.op) names an operator outside pg_catalog: its implementing function
-        # is user code, which the function policy cannot see. Bare operators resolve through
-        # pg_catalog first (PostgreSQL docs, "Operator Type Resolution").
-        if len(parts) > 1 and parts[0] != "pg_catalog":
-            op = "OPERATOR(" + ".".join(parts) + ")"
-            if not self.policy.allow_unknown:
-                raise _Block("unknown_function", FUNCTION, reasons.unknown_function(
-                    op, "a user-defined operator runs a user-defined function"))
+        if not parts or parts[-1][:1].isalpha():      # BETWEEN / NOT BETWEEN ... (keywords)
+            return
+        # An operator runs its implementing function. OPERATOR(schema.op) outside pg_catalog,
+        # or a symbol PostgreSQL itself does not define (`===`), is a user-defined operator,
+        # i.e. user code the function policy cannot see. (A user operator can also overload a
+        # built-in symbol for a user type; casts to user types are blocked in _type.)
+        user = (len(parts) > 1 and parts[0] != "pg_catalog") or parts[-1] not in PG_BUILTIN_OPERATORS
+        if user and not self.policy.allow_unknown:
+            op = "OPERATOR(" + ".".join(parts) + ")" if len(parts) > 1 else f"operator {parts[-1]}"
+            raise _Block("unknown_function", FUNCTION, reasons.unknown_function(
+                op, "a user-defined operator runs a user-defined function"))
+
+    def _type(self, fields: dict) -> None:
+        parts = [p.lower() for p in _name(fields.get("names"))]
+        if not parts:
+            return
+        if len(parts) == 2 and parts[0] in ("pg_catalog", "information_schema"):
+            return            # users cannot create types in the system schemas
+        if len(parts) == 1 and parts[0] in PG_BUILTIN_TYPES:
+            return
+        if self.policy.allow_unknown:
+            return
+        shown = ".".join(parts)
+        raise _Block("unknown_type", FUNCTION, reasons.unknown_type(shown))
 
     def _relation(self, fields: dict) -> None:
         if self.sensitive and fields.get("relname", "").lower() in SENSITIVE_RELATIONS:
-            raise _Block("sensitive_show", READ, reasons.sensitive_show(
+            self._sensitive_hit(reasons.sensitive_show(
                 f"Reading {fields.get('relname')}"))
 
     def _tablesample(self, fields: dict) -> None:
@@ -458,6 +498,9 @@ class PostgresChecker:
             verb = "VALUES" if "valuesLists" in f and "targetList" not in f else "SELECT"
             verbs = ("WITH", verb) if "withClause" in f else (verb,)
             return self._read(verbs, {key: f})
+        if key == "TruncateStmt":   # removes every row: a write (the fast path agrees)
+            return StmtResult(("TRUNCATE",), WRITE, "write_statement",
+                              reasons.write_statement("TRUNCATE"), True)
         if key in _DML:
             verb = _DML[key]
             verbs = ("WITH", verb) if "withClause" in f else (verb,)

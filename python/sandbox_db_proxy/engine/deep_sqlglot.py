@@ -56,7 +56,7 @@ BitwiseRightShift Overlaps Distance Match
 """.split() if n in _C)
 
 _DML = {exp.Insert: "INSERT", exp.Update: "UPDATE", exp.Delete: "DELETE", exp.Merge: "MERGE"}
-_DDL_TYPES = tuple(_C[n] for n in ("Create", "Drop", "Alter", "TruncateTable", "AlterRename",
+_DDL_TYPES = tuple(_C[n] for n in ("Create", "Drop", "Alter", "AlterRename",
                                      "Comment", "Refresh", "Cache", "Uncache", "Undrop",
                                      "SwapTable", "Attach", "Detach", "Install")
                    if n in _C)
@@ -73,24 +73,30 @@ _SENSITIVE_SHOW = ("PROCESSLIST", "GRANTS", "ENGINE", "BINLOG EVENTS", "RELAYLOG
                    "REPLICA STATUS", "SLAVE STATUS", "CREATE USER", "EXPLAIN", "ANALYZE",
                    "MASTER STATUS", "BINARY LOGS", "MASTER LOGS", "PROFILE", "ALL SLAVES STATUS",
                    "ALL REPLICAS STATUS", "USER_STATISTICS", "CLIENT_STATISTICS")
-_SENSITIVE_TABLES = frozenset({
-    ("information_schema", "processlist"), ("performance_schema", "threads"),
-    ("performance_schema", "events_statements_current"),
-    ("performance_schema", "events_statements_history"),
-    ("performance_schema", "events_statements_history_long"),
-    ("performance_schema", "processlist"), ("mysql", "user"), ("mysql", "global_priv"),
-    ("sys", "processlist"), ("sys", "session"), ("sys", "x$processlist"), ("sys", "x$session"),
-    ("sys", "dm_exec_sessions"), ("sys", "dm_exec_requests"), ("sys", "sql_logins"),
-    ("sys", "dm_exec_connections"),
-})
+# Relations that reveal other sessions' SQL, credentials or grants (block_sensitive_show).
+# MySQL: the `mysql`, `performance_schema` and `sys` schemas are server internals as a whole
+# (users and password hashes, general/slow logs, statement history); in information_schema only
+# some tables are sensitive. Unqualified names are checked against the database chosen by a USE
+# earlier in the same text, and the information_schema names are blocked unqualified too
+# (the session may have switched to information_schema in an earlier request).
+_MYSQL_SENSITIVE_SCHEMAS = frozenset({"mysql", "performance_schema", "sys"})
+_MYSQL_SENSITIVE_IS_TABLES = frozenset({
+    "processlist", "innodb_trx", "innodb_locks", "innodb_lock_waits", "user_privileges",
+    "schema_privileges", "table_privileges", "column_privileges", "user_statistics",
+    "client_statistics", "global_status", "session_status"})
+# T-SQL: dynamic management views with other sessions' SQL and logins.
+_TSQL_SENSITIVE = frozenset({"sql_logins", "syslogins", "sysprocesses", "server_principals",
+                             "dm_exec_sql_text", "dm_exec_query_plan", "fn_get_sql"})
+_TSQL_SENSITIVE_PREFIX = "dm_exec_"
 
 # --------------------------------------------------------------------------------------------
 # SET
 # --------------------------------------------------------------------------------------------
 
-# MySQL/MariaDB session variables an agent or driver may set (lower-case). sql_mode is NOT here:
-# NO_BACKSLASH_ESCAPES and ANSI_QUOTES change how the server lexes strings, so the proxy's lexer
-# and the server would disagree about where a literal ends.
+# MySQL/MariaDB session variables an agent or driver may set (lower-case). sql_mode is checked
+# by value (_SAFE_SQL_MODES): NO_BACKSLASH_ESCAPES and ANSI_QUOTES (also implied by ANSI, ORACLE,
+# MSSQL, DB2, POSTGRESQL, MAXDB) change how the server lexes strings, so the proxy's lexer and
+# the server would disagree about where a literal ends; MariaDB's ORACLE mode swaps the parser.
 MYSQL_SAFE_SETTINGS = frozenset("""
 autocommit time_zone sql_select_limit max_execution_time max_statement_time net_read_timeout
 net_write_timeout wait_timeout interactive_timeout lock_wait_timeout innodb_lock_wait_timeout
@@ -100,7 +106,16 @@ sql_notes sql_warnings profiling profiling_history_size session_track_schema
 session_track_state_change session_track_system_variables session_track_transaction_info
 default_week_format cte_max_recursion_depth max_recursive_iterations eq_range_index_dive_limit
 character_set_results character_set_client character_set_connection collation_connection
-transaction_read_only tx_read_only max_join_size sql_buffer_result
+transaction_read_only tx_read_only max_join_size sql_buffer_result sql_mode
+""".split())
+# sql_mode flags that only change data validation or DDL defaults, never the lexer or parser
+# (MySQL manual, "Server SQL Modes"; MariaDB "SQL_MODE"). Connector/J sets some at connect.
+_SAFE_SQL_MODES = frozenset("""
+strict_trans_tables strict_all_tables no_zero_date no_zero_in_date error_for_division_by_zero
+no_engine_substitution only_full_group_by no_auto_value_on_zero no_auto_create_user
+no_unsigned_subtraction pad_char_to_full_length traditional real_as_float no_dir_in_create
+no_field_options no_key_options no_table_options time_truncate_fractional
+simultaneous_assignment allow_invalid_dates empty_string_is_null
 """.split())
 # Client-side character sets whose multi-byte characters never contain the bytes of `'`, `"`,
 # `\` or `` ` `` (so the proxy and server agree on quoting). gbk/sjis/big5/cp932 do not qualify.
@@ -138,8 +153,8 @@ _MYSQL_SIMPLE = re.compile(
 _TSQL_SIMPLE = re.compile(
     r"""\s*(?:
         (?P<sp>SAVE\s+TRAN(?:SACTION)?)\s+@?[A-Za-z_][A-Za-z0-9_]*  |
-        (?P<iso>SET\s+TRANSACTION\s+ISOLATION\s+LEVEL\s+
-              (?:READ\s+UNCOMMITTED|READ\s+COMMITTED|REPEATABLE\s+READ|SNAPSHOT|SERIALIZABLE)) |
+        (?P<iso>SET\s+TRANSACTION\s+ISOLATION\s+LEVEL\s+(?:READ\s+UNCOMMITTED|READ\s+COMMITTED|SNAPSHOT)) |
+        (?P<isolock>SET\s+TRANSACTION\s+ISOLATION\s+LEVEL\s+(?:REPEATABLE\s+READ|SERIALIZABLE)) |
         (?P<stat>SET\s+STATISTICS\s+(?:IO|TIME|XML|PROFILE)\s+(?:ON|OFF))
     )\s*;?\s*\Z""", re.IGNORECASE | re.VERBOSE)
 
@@ -194,10 +209,12 @@ class SqlglotChecker:
         self._expand = expand
         self._split = split
         self._simple = _MYSQL_SIMPLE if dialect == "mysql" else _TSQL_SIMPLE
+        self._db: str | None = None
 
     # -- text -> statements -----------------------------------------------------------------
 
     def check(self, sql: str) -> DeepResult:
+        self._db = None          # database chosen by a USE earlier in this text, if any
         text = self._expand(sql, "mysql") if self.dialect == "mysql" else sql
         pieces = [p for p in self._split(text, self.dialect) if p.strip()]
         results: list[StmtResult] = []
@@ -214,6 +231,9 @@ class SqlglotChecker:
 
     def _piece(self, piece: str) -> list[StmtResult]:
         m = self._simple.match(piece)
+        if m is not None and m.lastgroup == "isolock":
+            return [StmtResult(("SET",), TRANSACTION, "row_lock", reasons.locking_isolation(
+                " ".join(piece.split()[4:]).rstrip(";").upper(), "SQL Server"), True)]
         if m is not None:
             verb = first_word(piece)
             klass = {"stat": SESSION, "desc": READ}.get(m.lastgroup or "", TRANSACTION)
@@ -232,6 +252,9 @@ class SqlglotChecker:
                 wrapped = self._values_statement(piece)
                 if wrapped is not None:
                     return [wrapped]
+            known = _known_verb(verb)
+            if known is not None:
+                return [known]
             return [StmtResult((verb,) if verb else (), UNKNOWN, "parse_error",
                                reasons.parse_error(str(exc).splitlines()[0] if str(exc) else ""),
                                True)]
@@ -273,7 +296,7 @@ class SqlglotChecker:
     # -- one statement ----------------------------------------------------------------------
 
     def _read(self, verbs: tuple[str, ...], root: exp.Expression, klass: str = READ) -> StmtResult:
-        walker = _Walker(self.dialect, self.policy, self.sensitive)
+        walker = _Walker(self.dialect, self.policy, self.sensitive, self._db)
         try:
             walker.walk(root)
         except _Block as b:
@@ -292,12 +315,22 @@ class SqlglotChecker:
                 verbs = ("WITH", verb) if word == "WITH" else (verb,)
                 return StmtResult(verbs, WRITE, "write_statement", reasons.write_statement(verb),
                                   True)
+        if isinstance(node, exp.TruncateTable):   # removes every row: a write
+            return StmtResult(("TRUNCATE",), WRITE, "write_statement",
+                              reasons.write_statement("TRUNCATE"), True)
         if isinstance(node, exp.Describe):
             return self._describe(node, word)
         if isinstance(node, exp.Show):
             return self._show(node)
         if isinstance(node, exp.Use):
             # USE only selects the default database; the relay checks it is an allowed one.
+            # Later statements of this text resolve unqualified names against it.
+            target = node.this
+            name = (target.name if isinstance(target, exp.Expression) else str(target or "")).lower()
+            self._db = name or None
+            if self.sensitive and self.dialect == "mysql" and name in _MYSQL_SENSITIVE_SCHEMAS:
+                return StmtResult(("USE",), ADMIN, "sensitive_show", reasons.sensitive_show(
+                    f"The {name} schema"), True)
             return StmtResult(("USE",), READ, None, "", True)
         if isinstance(node, exp.Set):
             return self._set(node)
@@ -335,6 +368,9 @@ class SqlglotChecker:
                               reasons.write_statement("LOAD DATA"), True)
         if isinstance(node, exp.Lock) or word in ("LOCK", "UNLOCK"):
             return StmtResult((word,), ADMIN, "table_lock", reasons.table_lock(word), True)
+        known = _known_verb(word)
+        if known is not None:
+            return known
         return StmtResult((word,) if word else (), UNKNOWN, "unknown_statement",
                           reasons.unknown_statement(word), True)
 
@@ -362,7 +398,7 @@ class SqlglotChecker:
                 if what == "ENGINE":
                     target = node.args.get("target")
                     what = f"ENGINE {target.name.upper() if target else ''} STATUS"
-                return StmtResult(verbs, READ, "sensitive_show",
+                return StmtResult(verbs, ADMIN, "sensitive_show",
                                   reasons.sensitive_show(f"SHOW {what}"), True)
         # SHOW ... LIKE / WHERE carry expressions: walk them like any read
         return self._read(verbs, node, READ) if _has_children(node) else \
@@ -382,6 +418,9 @@ class SqlglotChecker:
                 if "write" in modes:
                     return StmtResult(verbs, TRANSACTION, "transaction_mode",
                                       reasons.transaction_mode("SET TRANSACTION READ WRITE"), True)
+                if "serializable" in modes:
+                    return StmtResult(verbs, TRANSACTION, "row_lock", reasons.locking_isolation(
+                        "SERIALIZABLE", "InnoDB"), True)
                 if item.args.get("global_") or "global" in modes:
                     return StmtResult(verbs, SESSION, "session_setting", reasons.session_setting(
                         "SET GLOBAL TRANSACTION", "it changes every session on the server"), True)
@@ -429,6 +468,9 @@ class SqlglotChecker:
             return StmtResult(verbs, SESSION, "session_setting", reasons.session_setting(
                 f"SET {name}", _SET_WHY.get(name, "")), True)
         val = _value_text(value)
+        if name in ("transaction_isolation", "tx_isolation") and "serializable" in val.replace("-", ""):
+            return StmtResult(verbs, TRANSACTION, "row_lock",
+                              reasons.locking_isolation("SERIALIZABLE", "InnoDB"), False)
         if name in ("transaction_read_only", "tx_read_only") and val not in _TRUE_WORDS:
             return StmtResult(verbs, TRANSACTION, "transaction_mode",
                               reasons.transaction_mode(f"SET {name} = {val or '?'}"), False)
@@ -436,6 +478,12 @@ class SqlglotChecker:
                 and not val.startswith(_SAFE_CHARSETS):
             return StmtResult(verbs, SESSION, "session_setting",
                               reasons.session_setting(f"SET {name}", _CHARSET_WHY), False)
+        if name == "sql_mode":
+            modes = {m.strip() for m in val.split(",") if m.strip()}
+            if not isinstance(value, exp.Literal) or not modes <= _SAFE_SQL_MODES:
+                return StmtResult(verbs, SESSION, "session_setting", reasons.session_setting(
+                    f"SET sql_mode = {val!r}", _SET_WHY["sql_mode"] + "; only validation modes "
+                    "such as STRICT_TRANS_TABLES or ONLY_FULL_GROUP_BY may be set"), False)
         if name == "quoted_identifier" and val != "on":
             return StmtResult(verbs, SESSION, "session_setting", reasons.session_setting(
                 "SET QUOTED_IDENTIFIER OFF", "it changes how the server reads double-quoted text, "
@@ -483,7 +531,7 @@ class SqlglotChecker:
         if cmd == "SHOW":
             upper = " ".join(rest_text.upper().split())
             if self.sensitive and upper.startswith(_SENSITIVE_SHOW):
-                return StmtResult(verbs, READ, "sensitive_show",
+                return StmtResult(verbs, ADMIN, "sensitive_show",
                                   reasons.sensitive_show(f"SHOW {upper.split(' FOR ')[0]}"), True)
             if "(" not in rest_text and "@" not in rest_text and ";" not in rest_text:
                 return StmtResult(verbs, READ, None, "", True)
@@ -504,7 +552,12 @@ class SqlglotChecker:
                               True)
         if cmd in ("GRANT", "REVOKE", "DENY"):
             return StmtResult(verbs, DCL, "dcl_statement", reasons.dcl_statement(cmd), True)
-        if cmd in ("CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE"):
+        if cmd == "LOAD" and rest_text.upper().startswith(("DATA", "XML")):
+            return StmtResult(verbs, WRITE, "write_statement", reasons.write_statement(
+                f"LOAD {rest_text.split()[0].upper()} (it loads rows from a file)"), True)
+        if cmd == "TRUNCATE":
+            return StmtResult(verbs, WRITE, "write_statement", reasons.write_statement(cmd), True)
+        if cmd in ("CREATE", "ALTER", "DROP", "RENAME"):
             return StmtResult(verbs, DDL, "ddl_statement", reasons.ddl_statement(cmd), True)
         if cmd in _ADMIN_COMMANDS:
             return StmtResult(verbs, ADMIN, "admin_command",
@@ -556,19 +609,49 @@ _ADMIN_COMMANDS = {
 }
 
 
+def _known_verb(word: str) -> StmtResult | None:
+    """A specific rule for statements sqlglot cannot parse (or parses as a bare word) whose
+    first keyword is a known administrative or privilege command: the agent gets a reason
+    naming what the command does instead of "could not be parsed". They block either way."""
+    if word in _ADMIN_COMMANDS and word not in ("OPEN", "CLOSE", "FETCH", "DEALLOCATE", "USE",
+                                                 "PRINT", "RAISERROR", "THROW"):
+        if word in ("LOAD", "BULK"):
+            return StmtResult((word,), WRITE, "write_statement", reasons.write_statement(
+                f"{word} ({_ADMIN_COMMANDS[word]})"), True)
+        return StmtResult((word,), ADMIN, "admin_command",
+                          reasons.admin_command(word, _ADMIN_COMMANDS[word]), True)
+    if word == "DENY":
+        return StmtResult((word,), DCL, "dcl_statement", reasons.dcl_statement(word), True)
+    return None
+
+
+def _sensitive_relation(dialect: str, schema: str | None, name: str, qualified: bool) -> bool:
+    if dialect == "mysql":
+        if schema in _MYSQL_SENSITIVE_SCHEMAS:
+            return True
+        if name in _MYSQL_SENSITIVE_IS_TABLES:
+            return schema == "information_schema" or not qualified
+        return False
+    return name in _TSQL_SENSITIVE or name.startswith(_TSQL_SENSITIVE_PREFIX)
+
+
 def _has_children(node: exp.Expression) -> bool:
     return any(isinstance(v, (exp.Expression, list)) and v for v in node.args.values())
 
 
 class _Walker:
-    __slots__ = ("dialect", "policy", "sensitive", "literal_free", "nested_verbs")
+    __slots__ = ("dialect", "policy", "sensitive", "literal_free", "nested_verbs", "sensitive_reason",
+                 "default_db")
 
-    def __init__(self, dialect: str, policy: FunctionPolicy, sensitive: bool) -> None:
+    def __init__(self, dialect: str, policy: FunctionPolicy, sensitive: bool,
+                 default_db: str | None = None) -> None:
+        self.default_db = default_db
         self.dialect = dialect
         self.policy = policy
         self.sensitive = sensitive
         self.literal_free = True
         self.nested_verbs: list[str] = []
+        self.sensitive_reason: str | None = None
 
     def walk(self, root: exp.Expression) -> None:
         read_nodes = READ_NODES
@@ -594,6 +677,11 @@ class _Walker:
                 self._select(node)
             elif cls is exp.WithTableHint:
                 self._hints(node)
+            elif cls is exp.DataType:
+                if node.this == exp.DataType.Type.USERDEFINED and not self.policy.allow_unknown:
+                    # T-SQL user-defined (possibly CLR) types run user code on conversion
+                    raise _Block("unknown_type", FUNCTION, reasons.unknown_type(
+                        str(node.args.get("kind") or "?")))
             elif cls is exp.PropertyEQ:
                 if isinstance(node.this, exp.Parameter) and self.dialect == "mysql":
                     raise _Block("session_setting", SESSION, reasons.session_setting(
@@ -611,6 +699,14 @@ class _Walker:
                     stack.append(value)
                 elif isinstance(value, list):
                     stack.extend(v for v in value if isinstance(v, exp.Expression))
+        if self.sensitive_reason is not None:
+            raise _Block("sensitive_show", ADMIN, self.sensitive_reason)
+
+    def _sensitive_hit(self, reason: str) -> None:
+        """Remember an information leak (block_sensitive_show) but keep walking: a write or an
+        unsafe function in the same statement is the more important reason to report."""
+        if self.sensitive_reason is None:
+            self.sensitive_reason = reason
 
     def _not_read(self, node: exp.Expression) -> None:
         for cls, verb in _DML.items():
@@ -650,10 +746,12 @@ class _Walker:
         db = node.args.get("db")
         if isinstance(inner, exp.Func) and isinstance(db, exp.Expression):
             qualified[id(inner)] = db.name
-        if self.sensitive and isinstance(inner, exp.Identifier) and isinstance(db, exp.Identifier):
-            if (db.name.lower(), inner.name.lower()) in _SENSITIVE_TABLES:
-                raise _Block("sensitive_show", READ, reasons.sensitive_show(
-                    f"Reading {db.name}.{inner.name}"))
+        if self.sensitive and isinstance(inner, exp.Identifier):
+            schema = db.name.lower() if isinstance(db, exp.Identifier) else None
+            if _sensitive_relation(self.dialect, schema or self.default_db, inner.name.lower(),
+                                   qualified=schema is not None):
+                shown = f"{db.name}.{inner.name}" if schema else inner.name
+                self._sensitive_hit(reasons.sensitive_show(f"Reading {shown}"))
         catalog = node.args.get("catalog")
         if isinstance(catalog, exp.Func):   # OPENDATASOURCE(...).db.schema.table
             qualified.pop(id(catalog), None)
@@ -670,6 +768,10 @@ class _Walker:
         if why is not None:
             shown = f"{schema}.{name}" if schema else name
             raise _Block("unsafe_function", FUNCTION, reasons.unsafe_function(shown, why))
+        if self.sensitive and self.dialect == "tsql" and (
+                lname in _TSQL_SENSITIVE or lname.startswith(_TSQL_SENSITIVE_PREFIX)):
+            self._sensitive_hit(reasons.sensitive_show(f"{name}()"))
+            return
         if isinstance(node, exp.NextValueFor):
             raise _Block("unsafe_function", FUNCTION, reasons.unsafe_function(
                 "NEXT VALUE FOR", "advances a sequence, which is a write"))

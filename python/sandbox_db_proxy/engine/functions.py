@@ -214,11 +214,33 @@ pg_get_catalog_foreign_keys pg_options_to_table pg_partition_tree pg_partition_a
 pg_index_column_has_property pg_jit_available pg_stat_get_numscans pg_get_keywords
 txid_current_snapshot pg_current_snapshot txid_current_if_assigned pg_current_xact_id_if_assigned
 pg_tablespace_databases ts_debug ts_parse ts_token_type
+pg_database_size pg_indexes_size pg_relation_size pg_table_size pg_tablespace_size
+pg_total_relation_size pg_xact_commit_timestamp pg_xact_status txid_status
 """.split())
 
 # TABLESAMPLE methods shipped with PostgreSQL (tsm_system_rows/tsm_system_time are contrib);
 # any other method is a user-installed C handler and stays unknown.
 PG_TABLESAMPLE_METHODS = frozenset({"system", "bernoulli", "system_rows", "system_time"})
+
+# Operators and types: a user-defined operator runs a user function, and a cast to a user type
+# may run a user cast function, a domain CHECK or a type input function. Only PostgreSQL's own
+# (pg_catalog on PostgreSQL 15, from pg_operator / pg_type) are trusted. pglast writes SQL-
+# keyword types (integer, double precision, ...) as pg_catalog-qualified internal names.
+PG_BUILTIN_OPERATORS: frozenset[str] = frozenset("""
+!! !~ !~* !~~ !~~* # ## #- #> #>> % & && &< &<| &> * *< *<= *<> *= *> *>= + - -> ->> -|- / <
+<-> << <<= <<| <= <> <@ <^ = > >= >> >>= >^ ? ?# ?& ?- ?-| ?| ?|| @ @-@ @> @? @@ @@@ ^ ^@ | |&>
+|/ |>> || ||/ ~ ~* ~<=~ ~<~ ~= ~>=~ ~>~ ~~ ~~* !=
+""".split())
+PG_BUILTIN_TYPES: frozenset[str] = frozenset("""
+aclitem bit bool box bpchar bytea char cid cidr circle date datemultirange daterange float4
+float8 gtsvector inet int2 int2vector int4 int4multirange int4range int8 int8multirange int8range
+interval json jsonb jsonpath line lseg macaddr macaddr8 money name numeric nummultirange numrange
+oid oidvector path pg_brin_bloom_summary pg_brin_minmax_multi_summary pg_dependencies pg_lsn
+pg_mcv_list pg_ndistinct pg_node_tree pg_snapshot point polygon refcursor regclass regcollation
+regconfig regdictionary regnamespace regoper regoperator regproc regprocedure regrole regtype
+text tid time timestamp timestamptz timetz tsmultirange tsquery tsrange tstzmultirange tstzrange
+tsvector txid_snapshot uuid varbit varchar xid xid8 xml record unknown
+""".split())
 
 # SQL that lets the relay build a FunctionCatalog from the backend's own pg_proc.
 PG_PROC_QUERY = (
@@ -307,7 +329,7 @@ TSQL_UNSAFE_PREFIXES: tuple[tuple[str, str], ...] = (
     ("sp_", "is a system stored procedure, which can change server state"),
 )
 TSQL_SAFE: frozenset[str] = frozenset("""
-getdate sysdatetime sysutcdatetime getutcdate sysdatetimeoffset current_timestamp dateadd
+getdate sysdatetime sysutcdatetime getutcdate sysdatetimeoffset current_timestamp dateadd object_definition
 datediff datediff_big datepart datename year month day eomonth datefromparts datetimefromparts
 datetime2fromparts timefromparts smalldatetimefromparts datetimeoffsetfromparts isdate
 switchoffset todatetimeoffset datetrunc date_bucket
@@ -457,6 +479,10 @@ class FunctionCatalog:
 
     def shadowed_by_volatile(self, name: str) -> bool:
         return name.lower() in self._user_volatile
+
+    def shadowing_names(self) -> frozenset[str]:
+        """VOLATILE user-schema function names that are also built-ins on the allowlist."""
+        return frozenset(n for n in self._user_volatile if n in PG_SAFE)
 
     def __len__(self) -> int:
         return len(self._by_qualified)

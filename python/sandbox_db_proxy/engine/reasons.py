@@ -95,6 +95,12 @@ def transaction_control(verb: str) -> str:
             f"session; {READ_ONLY}; use plain BEGIN / COMMIT / ROLLBACK.")
 
 
+def locking_isolation(level: str, engine: str) -> str:
+    return (f"Isolation level {level} makes plain reads take shared locks that are held until the "
+            f"transaction ends ({engine}), blocking other sessions' writes; use READ COMMITTED "
+            f"(or SNAPSHOT) instead.")
+
+
 def table_lock(verb: str) -> str:
     return (f"{verb} takes explicit locks that block other sessions; {READ_ONLY}; "
             f"run the SELECT without locking.")
@@ -120,6 +126,13 @@ def unknown_function(name: str, detail: str = "") -> str:
     return (f"{call} is not a function this proxy knows to be read-only{detail}: it may be "
             f"user-defined and change data. Use built-in functions, or ask the operator to allow "
             f"it for this backend.")
+
+
+def unknown_type(name: str) -> str:
+    return (f"The type {name} is not a built-in type: converting a value to it can run a "
+            f"user-defined cast, domain check or input function, which may change data. Cast to a "
+            f"built-in type (text, integer, numeric, date, ...) instead, or ask the operator to allow "
+            f"user-defined functions for this backend.")
 
 
 def unsafe_syntax(what: str, why: str) -> str:

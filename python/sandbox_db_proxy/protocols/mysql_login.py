@@ -64,13 +64,15 @@ class LoginPhase:
     def _login_packet(self, seq: int, payload: bytes) -> None:
         """One client packet during the connection phase."""
         if seq != self.cseq:
-            self._protocol_error(f"login packet out of order: sequence id {seq}, expected {self.cseq}",
+            expected = self.cseq
+            self.cseq = seq + 1
+            self._protocol_error(f"login packet out of order: sequence id {seq}, expected {expected}",
                                  C.ER_NET_PACKETS_OUT_OF_ORDER, "Got packets out of order")
             return
+        self.cseq = seq + 1          # from here on: the sequence id of the proxy's answer
         if self.lstage == L_HELLO:
             self._on_handshake_response(payload)
         elif self.lstage == L_AUTH:
-            self.cseq = seq + 1
             self._auth_step(self.sauth.next(payload))
         else:
             self._protocol_error("unexpected client packet while the proxy logs in to the database",
@@ -89,10 +91,9 @@ class LoginPhase:
                                      C.ER_MALFORMED_PACKET, "TLS is not configured on this proxy listener")
                 return
             # TLS starts now; the caller hands the bytes after this packet to the TLS layer.
+            # The client's HandshakeResponse41 then comes with the next sequence id.
             self.lstage = L_TLS
-            self.cseq += 1
             return
-        self.cseq += 1
         if self.tls_required and not self.client_tls:
             self._login_refused("insecure transport", C.ER_SECURE_TRANSPORT_REQUIRED,
                                 "Connections using insecure transport are prohibited: this proxy "
@@ -306,5 +307,6 @@ class LoginPhase:
         self.io.write_client(N.mysql_ok(self.cseq & 0xFF, 0, 0, status or C.SERVER_STATUS_AUTOCOMMIT, 0, info))
         self.app.audit.event(self.ctx, "auth_ok", **{"db.user.name": self.username,
                                                      "auth.plugin": self.sauth.plugin,
+                                                     "auth.path": self.sauth.path,
                                                      "tls": self.client_tls})
         self._enter_command_phase()

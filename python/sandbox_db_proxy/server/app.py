@@ -144,6 +144,7 @@ class ProxyApp:
         self.draining = False
         self._stopped: asyncio.Event | None = None
         self._reload_lock = asyncio.Lock()
+        self._signals: list[int] = []
 
     # -- per-backend helpers used by relays ----------------------------------------------
     def engine(self, backend_name: str):
@@ -154,15 +155,15 @@ class ProxyApp:
         b = self.config.backend(backend_name)
         if b.dialect is None:
             raise ValueError(f"backend {backend_name!r} ({b.type}) has no SQL engine")
-        eng = self._engines[backend_name] = self._make_engine(b, None)
+        eng = self._engines[backend_name] = self._make_engine(self.config, b, None)
         self._engine_keys[backend_name] = _engine_settings(self.config, b)
         return eng
 
-    def _make_engine(self, b: Backend, old: Any):
-        from sandbox_db_proxy.engine import Engine  # written concurrently; import lazily
+    def _make_engine(self, config: Config, b: Backend, old: Any):
+        from sandbox_db_proxy.engine import Engine  # imported on first use (grammar imports are slow)
         kwargs: dict[str, Any] = {
             "dialect": b.dialect,
-            "blocked_commands": tuple(self.config.security.blocked_commands),
+            "blocked_commands": tuple(config.security.blocked_commands),
             "allow_unknown_functions": b.allow_unknown_functions,
             "block_sensitive_show": b.block_sensitive_show,
         }
@@ -321,6 +322,8 @@ class ProxyApp:
         self.admin_runner, self.admin_address = await admin.start_admin(self)
         self.accepting = True
         for b in cfg.backends:
+            if self.draining:  # SIGTERM arrived while starting
+                return
             await self._start_backend(b)
         ready, _ = self.readiness()
         log.info("sandbox-db-proxy started: %s", ", ".join(
@@ -384,13 +387,35 @@ class ProxyApp:
             self.metrics.config_reloads_total.labels("error").inc()
             self.audit.event(None, "config_reload", outcome="error", reason=str(exc), **{"config.path": path})
             return False
-        self.apply_config(new)
+        try:
+            rebuilt = self._rebuild_engines(new)
+        except Exception as exc:  # noqa: BLE001 -- any engine failure fails the whole reload
+            log.error("config reload FAILED (verdict engine: %s: %s); keeping the previous configuration",
+                      type(exc).__name__, exc)
+            self.metrics.config_reloads_total.labels("error").inc()
+            self.audit.event(None, "config_reload", outcome="error", reason=f"verdict engine: {exc}",
+                             **{"config.path": path})
+            return False
+        self.apply_config(new, rebuilt)
         self.metrics.config_reloads_total.labels("success").inc()
         self.audit.event(None, "config_reload", outcome="success", **{"config.path": path})
         log.info("config reloaded from %s", path)
         return True
 
-    def apply_config(self, new: Config) -> None:
+    def _rebuild_engines(self, new: Config) -> dict[str, Any]:
+        """Engines whose settings change under `new`, built before anything is swapped so a
+        failure leaves the running configuration untouched."""
+        rebuilt: dict[str, Any] = {}
+        for name, eng in self._engines.items():
+            if new.has_backend(name):
+                b = new.backend(name)
+                if b.dialect is not None and _engine_settings(new, b) != self._engine_keys.get(name):
+                    rebuilt[name] = self._make_engine(new, b, eng)
+        return rebuilt
+
+    def apply_config(self, new: Config, rebuilt: dict[str, Any] | None = None) -> None:
+        if rebuilt is None:
+            rebuilt = self._rebuild_engines(new)
         old = self.config
         self.config = new
         self.audit.reconfigure(new)
@@ -399,12 +424,15 @@ class ProxyApp:
         if new.monitor_mode:
             log.warning(MONITOR_WARNING)
         for name in list(self._engines):
-            if not new.has_backend(name):
+            if not new.has_backend(name) or new.backend(name).dialect is None:
+                self._engines.pop(name, None)
+                self._engine_keys.pop(name, None)
                 continue
             b = new.backend(name)
             key = _engine_settings(new, b)
             if key != self._engine_keys.get(name):
-                self._engines[name] = self._make_engine(b, self._engines[name])
+                self._engines[name] = (rebuilt[name] if name in rebuilt
+                                       else self._make_engine(new, b, self._engines[name]))
                 self._engine_keys[name] = key
         if old.admin.listen != new.admin.listen:
             log.warning("admin.listen changed (%s -> %s): takes effect after a restart",
@@ -415,6 +443,15 @@ class ProxyApp:
             return
         if self.accepting:
             loop.create_task(self._reconcile_listeners(old, new))
+        # A static login removed by the new file is revoked now, not at its next reconnect.
+        valid = {(bn, login.agent) for (bn, _), login in self._logins.items()}
+        stale = [c for c in list(self.connections)
+                 if getattr(c, "session_id", None) is None and getattr(c, "agent", None) is not None
+                 and (getattr(c, "backend_name", None), c.agent) not in valid]
+        if stale:
+            log.warning("closing %d connection(s) whose login the new configuration removed", len(stale))
+            loop.create_task(self.close_connections(
+                stale, "your login was removed from the proxy configuration; connection closed"))
 
     async def _reconcile_listeners(self, old: Config, new: Config) -> None:
         async with self._reload_lock:
@@ -439,6 +476,8 @@ class ProxyApp:
         """Stop accepting, wait for live connections, close the rest, flush the audit log."""
         if self.draining:
             return
+        if self._stopped is None:
+            self._stopped = asyncio.Event()
         self.draining = True
         self.accepting = False
         timeout = self.config.limits.drain_timeout_seconds if timeout is None else timeout
@@ -484,24 +523,38 @@ class ProxyApp:
     def request_stop(self) -> None:
         asyncio.get_running_loop().create_task(self.drain())
 
-    async def run_forever(self) -> None:
-        """Install SIGHUP (reload) and SIGTERM/SIGINT (drain, then return) handlers and wait."""
-        if self._stopped is None:
-            await self.start()
+    def stopped(self) -> bool:
+        return self._stopped is not None and self._stopped.is_set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGHUP -> reload, SIGTERM/SIGINT -> drain (idempotent; needs the running loop)."""
+        if self._signals:
+            return
         loop = asyncio.get_running_loop()
-        installed = []
         for sig, handler in ((signal.SIGHUP, self.reload), (signal.SIGTERM, self.request_stop),
                              (signal.SIGINT, self.request_stop)):
             try:
                 loop.add_signal_handler(sig, handler)
-                installed.append(sig)
+                self._signals.append(sig)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
+
+    def remove_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._signals:
+            loop.remove_signal_handler(sig)
+        self._signals = []
+
+    async def run_forever(self) -> None:
+        """Install the signal handlers (if not yet), start if needed, and wait until a
+        SIGTERM/SIGINT drain has finished."""
+        self.install_signal_handlers()
+        if self._stopped is None:
+            await self.start()
         try:
             await self._stopped.wait()
         finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+            self.remove_signal_handlers()
 
 
 def _sockname(sock) -> str:

@@ -158,7 +158,16 @@ class BackendConnection(asyncio.Protocol):
         self.closing = False
 
     def connection_made(self, transport):
+        # Attach at once: the server's greeting can arrive before the connecting coroutine
+        # resumes, and it must reach the session in its greeting stage.
         self.transport = transport
+        client = self.client
+        if client.closed or client.session is None or client.session.closed:
+            self.closing = True
+            transport.close()
+            return
+        client.backend = self
+        client.session.backend_connected()
 
     def data_received(self, data):
         self.client.session.backend_data(data)
@@ -196,6 +205,9 @@ class ClientConnection(asyncio.Protocol):
         self._idle_seen = -1
         self._idle_strikes = 0
         self._timers: list[asyncio.TimerHandle] = []
+        # While start_tls runs, decrypted bytes can reach data_received before the awaiting
+        # coroutine has the new transport: they wait here and are replayed in order.
+        self._tls_wait: list[bytes] | None = None
         self._tasks: set[asyncio.Task] = set()
         self.bm = self.app.metrics.backend(self.backend_name, PROTOCOL)
 
@@ -262,6 +274,9 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data):
         self._activity += 1
+        if self._tls_wait is not None:
+            self._tls_wait.append(data)
+            return
         self.session.client_data(data)
 
     def connection_lost(self, exc):
@@ -355,9 +370,6 @@ class ClientConnection(asyncio.Protocol):
             return
         if self.closed or self.session.closed:
             transport.close()
-            return
-        self.backend = proto
-        self.session.backend_connected()
 
     def start_backend_tls(self) -> None:
         self._spawn(self._backend_tls())
@@ -387,6 +399,7 @@ class ClientConnection(asyncio.Protocol):
         if ctx is None:
             self.session._protocol_error("TLS is not available", C.ER_UNKNOWN_ERROR, "TLS is not configured")
             return
+        self._tls_wait = []
         tls = loop.create_task(loop.start_tls(old, self, ctx, server_side=True,
                                               ssl_handshake_timeout=self.app.config.limits.connect_timeout_seconds))
         if leftover:
@@ -401,7 +414,12 @@ class ClientConnection(asyncio.Protocol):
             self.session._close(f"client TLS handshake failed: {exc}")
             return
         self.transport = transport
+        waiting, self._tls_wait = self._tls_wait, None
         self.session.client_tls_done()
+        for data in waiting:
+            if self.session.closed:
+                break
+            self.session.client_data(data)
 
     def _close_all(self) -> None:
         self.closed = True

@@ -25,10 +25,15 @@ pub fn fingerprint(sql: &str, dialect: Dialect) -> Result<String> {
 
 /// Fingerprint from already lexed tokens of `src`.
 pub fn fingerprint_tokens(src: &str, toks: &[Token]) -> String {
+    fingerprint_rows(src, toks, &keywords::rows_of(src, toks))
+}
+
+/// Same, with the keyword rows of each token already looked up (`keywords::rows_of`).
+pub fn fingerprint_rows(src: &str, toks: &[Token], rows: &[u16]) -> String {
     let mut out = String::with_capacity(src.len());
     let mut prev_end: Option<usize> = None;
     let mut prev_dot = false;
-    for t in toks {
+    for (i, t) in toks.iter().enumerate() {
         if t.kind == TokenKind::Comment {
             continue;
         }
@@ -39,9 +44,11 @@ pub fn fingerprint_tokens(src: &str, toks: &[Token]) -> String {
         match t.kind {
             TokenKind::String if t.flags & (FLAG_AMBIGUOUS | FLAG_DQ_STRING) == 0 => out.push('?'),
             TokenKind::Number => out.push('?'),
-            TokenKind::Word if !prev_dot && keywords::flags(text) != 0 => {
-                for ch in text.chars() {
-                    out.push(ch.to_ascii_uppercase());
+            TokenKind::Word if !prev_dot => {
+                let row = rows.get(i).copied().unwrap_or(keywords::NO_ROW);
+                match keywords::entry(usize::from(row)) {
+                    Some((upper, _)) => out.push_str(upper),
+                    None => out.push_str(text),
                 }
             }
             _ => out.push_str(text),
@@ -64,27 +71,51 @@ mod tests {
     #[test]
     fn literals_and_keywords() {
         assert_eq!(
-            fp("select abalance from pgbench_accounts where aid = 123;", Postgres),
+            fp(
+                "select abalance from pgbench_accounts where aid = 123;",
+                Postgres
+            ),
             "SELECT abalance FROM pgbench_accounts WHERE aid = ?;"
         );
         assert_eq!(
             fp("SELECT c FROM sbtest1 WHERE id BETWEEN 5 AND 17", MySql),
-            fp("select  c\n FROM sbtest1 /* x */ WHERE id between 99 and 1000", MySql)
+            fp(
+                "select  c\n FROM sbtest1 /* x */ WHERE id between 99 and 1000",
+                MySql
+            )
         );
-        assert_eq!(fp("SELECT 'a', 1.5e3, x'1F', E'q\\'' FROM t", Postgres), "SELECT ?, ?, ?, ? FROM t");
-        assert_eq!(fp("SELECT $1, $2::int FROM t WHERE a = ?", MySql), "SELECT $1, $2::int FROM t WHERE a = ?");
+        assert_eq!(
+            fp("SELECT 'a', 1.5e3, x'1F', E'q\\'' FROM t", Postgres),
+            "SELECT ?, ?, ?, ? FROM t"
+        );
+        assert_eq!(
+            fp("SELECT $1, $2::int FROM t WHERE a = ?", MySql),
+            "SELECT $1, $2::int FROM t WHERE a = ?"
+        );
         assert_eq!(fp("SELECT $1, $2::int", Postgres), "SELECT $1, $2::INT");
         assert_eq!(fp("SELECT $a$ x $a$", Postgres), "SELECT ?");
-        assert_eq!(fp("SELECT N'x', [Col] FROM dbo.T", TSql), "SELECT ?, [Col] FROM dbo.T");
+        assert_eq!(
+            fp("SELECT N'x', [Col] FROM dbo.T", TSql),
+            "SELECT ?, [Col] FROM dbo.T"
+        );
     }
 
     #[test]
     fn identifiers_kept() {
         // quoted identifiers keep their exact text; unquoted non-keywords keep their case
-        assert_eq!(fp("SELECT \"MyCol\", MyCol FROM \"T\"", Postgres), "SELECT \"MyCol\", MyCol FROM \"T\"");
-        assert_ne!(fp("SELECT a FROM Orders", MySql), fp("SELECT a FROM orders", MySql));
+        assert_eq!(
+            fp("SELECT \"MyCol\", MyCol FROM \"T\"", Postgres),
+            "SELECT \"MyCol\", MyCol FROM \"T\""
+        );
+        assert_ne!(
+            fp("SELECT a FROM Orders", MySql),
+            fp("SELECT a FROM orders", MySql)
+        );
         // a keyword after a dot is a name
-        assert_eq!(fp("SELECT t.select FROM t", MySql), "SELECT t.select FROM t");
+        assert_eq!(
+            fp("SELECT t.select FROM t", MySql),
+            "SELECT t.select FROM t"
+        );
     }
 
     #[test]

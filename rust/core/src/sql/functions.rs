@@ -32,6 +32,107 @@ pub fn is_pure_function(name: &str, d: Dialect) -> bool {
     lookup_in(PURE_FUNCTIONS, name).is_some_and(|f| f & bit != 0)
 }
 
+/// Built-in type names a cast may target on the fast path. A cast to anything else may run
+/// user code: a user-defined cast function (`CREATE CAST ... WITH FUNCTION`), a domain
+/// whose CHECK calls a function (PostgreSQL), a CLR type's `Parse` (SQL Server).
+pub fn is_builtin_type(name: &str, d: Dialect) -> bool {
+    let bit = match d {
+        Dialect::Postgres => FN_PG,
+        Dialect::MySql => FN_MY,
+        Dialect::TSql => FN_TS,
+    };
+    lookup_in(BUILTIN_TYPES, name).is_some_and(|f| f & bit != 0)
+}
+
+#[rustfmt::skip]
+static BUILTIN_TYPES: &[(&str, u8)] = &[
+    ("BIGINT", FN_PG | FN_MY | FN_TS),
+    ("BINARY", FN_MY | FN_TS),
+    ("BIT", FN_PG | FN_TS),
+    ("BOOL", FN_PG),
+    ("BOOLEAN", FN_PG),
+    ("BPCHAR", FN_PG),
+    ("BYTEA", FN_PG),
+    ("CHAR", FN_PG | FN_MY | FN_TS),
+    ("CHARACTER", FN_PG),
+    ("CIDR", FN_PG),
+    ("DATE", FN_PG | FN_MY | FN_TS),
+    ("DATETIME", FN_MY | FN_TS),
+    ("DATETIME2", FN_TS),
+    ("DATETIMEOFFSET", FN_TS),
+    ("DEC", FN_PG | FN_MY),
+    ("DECIMAL", FN_PG | FN_MY | FN_TS),
+    ("DOUBLE", FN_PG | FN_MY),
+    ("FLOAT", FN_PG | FN_MY | FN_TS),
+    ("FLOAT4", FN_PG),
+    ("FLOAT8", FN_PG),
+    ("INET", FN_PG),
+    ("INT", FN_PG | FN_MY | FN_TS),
+    ("INT2", FN_PG),
+    ("INT4", FN_PG),
+    ("INT8", FN_PG),
+    ("INTEGER", FN_PG | FN_MY),
+    ("INTERVAL", FN_PG),
+    ("JSON", FN_PG | FN_MY),
+    ("JSONB", FN_PG),
+    ("MONEY", FN_PG | FN_TS),
+    ("NCHAR", FN_MY | FN_TS),
+    ("NUMERIC", FN_PG | FN_TS),
+    ("NVARCHAR", FN_TS),
+    ("OID", FN_PG),
+    ("PRECISION", FN_PG | FN_MY),
+    ("REAL", FN_PG | FN_MY | FN_TS),
+    ("REGCLASS", FN_PG),
+    ("REGTYPE", FN_PG),
+    ("SIGNED", FN_MY),
+    ("SMALLDATETIME", FN_TS),
+    ("SMALLINT", FN_PG | FN_TS),
+    ("TEXT", FN_PG),
+    ("TIME", FN_PG | FN_MY | FN_TS),
+    ("TIMESTAMP", FN_PG),
+    ("TIMESTAMPTZ", FN_PG),
+    ("TIMETZ", FN_PG),
+    ("TINYINT", FN_TS),
+    ("UNIQUEIDENTIFIER", FN_TS),
+    ("UNSIGNED", FN_MY),
+    ("UUID", FN_PG),
+    ("VARBINARY", FN_TS),
+    ("VARCHAR", FN_PG | FN_MY | FN_TS),
+    ("YEAR", FN_MY),
+];
+
+/// System schemas and catalogs. The fast path vouches only for reads of user data: a query
+/// naming any of these goes to the deep check, where the sensitive-catalog policy lives
+/// (`pg_authid`, `pg_stat_activity`, `mysql.user`, `information_schema.processlist`,
+/// `performance_schema.events_statements_history`, `sys.sql_logins`, ...; read-only-bypasses
+/// row 16). PostgreSQL: also every name starting with `pg_`.
+pub fn is_system_name(name: &str, d: Dialect) -> bool {
+    let n = name.as_bytes();
+    if d == Dialect::Postgres && n.len() >= 3 && n.get(..3).is_some_and(|p| p.eq_ignore_ascii_case(b"pg_")) {
+        return true;
+    }
+    let bit = match d {
+        Dialect::Postgres => FN_PG,
+        Dialect::MySql => FN_MY,
+        Dialect::TSql => FN_TS,
+    };
+    lookup_in(SYSTEM_NAMES, name).is_some_and(|f| f & bit != 0)
+}
+
+#[rustfmt::skip]
+static SYSTEM_NAMES: &[(&str, u8)] = &[
+    ("GLOBAL_PRIV", FN_MY),
+    ("INFORMATION_SCHEMA", FN_PG | FN_MY | FN_TS),
+    ("MASTER", FN_TS),
+    ("MSDB", FN_TS),
+    ("MYSQL", FN_MY),
+    ("PERFORMANCE_SCHEMA", FN_MY),
+    ("PROCESSLIST", FN_MY),
+    ("SYS", FN_MY | FN_TS),
+    ("SYSLOGINS", FN_TS),
+    ("SYSPROCESSES", FN_TS),
+];
+
 #[rustfmt::skip]
 pub static PURE_FUNCTIONS: &[(&str, u8)] = &[
     ("ABS", FN_PG | FN_MY | FN_TS),
@@ -271,22 +372,68 @@ mod tests {
     }
 
     #[test]
+    fn other_tables_sorted() {
+        for t in [BUILTIN_TYPES, SYSTEM_NAMES] {
+            for w in t.windows(2) {
+                if let [a, b] = w {
+                    assert!(a.0 < b.0, "table out of order: {} >= {}", a.0, b.0);
+                }
+            }
+        }
+        assert!(is_builtin_type("int", Postgres) && is_builtin_type("Text", Postgres));
+        assert!(!is_builtin_type("ticket", Postgres));
+        assert!(is_system_name("pg_authid", Postgres) && is_system_name("PG_SHADOW", Postgres));
+        assert!(is_system_name("information_schema", MySql) && is_system_name("mysql", MySql));
+        assert!(!is_system_name("pg_x", MySql) && !is_system_name("orders", Postgres));
+        assert!(is_system_name("sys", TSql));
+    }
+
+    #[test]
     fn allow_and_deny() {
         for d in [Postgres, MySql, TSql] {
             assert!(is_pure_function("count", d));
             assert!(is_pure_function("SUM", d));
             assert!(is_pure_function("Coalesce", d));
         }
-        for f in ["nextval", "setval", "pg_sleep", "set_config", "query_to_xml", "dblink_exec",
-                  "pg_read_file", "lo_export", "pg_advisory_lock", "pg_notify",
-                  "pg_terminate_backend", "generate_series", "random", "txid_current"] {
+        for f in [
+            "nextval",
+            "setval",
+            "pg_sleep",
+            "set_config",
+            "query_to_xml",
+            "dblink_exec",
+            "pg_read_file",
+            "lo_export",
+            "pg_advisory_lock",
+            "pg_notify",
+            "pg_terminate_backend",
+            "generate_series",
+            "random",
+            "txid_current",
+        ] {
             assert!(!is_pure_function(f, Postgres), "{f}");
         }
-        for f in ["sleep", "benchmark", "get_lock", "release_lock", "load_file", "nextval",
-                  "last_insert_id", "master_pos_wait", "rand", "uuid"] {
+        for f in [
+            "sleep",
+            "benchmark",
+            "get_lock",
+            "release_lock",
+            "load_file",
+            "nextval",
+            "last_insert_id",
+            "master_pos_wait",
+            "rand",
+            "uuid",
+        ] {
             assert!(!is_pure_function(f, MySql), "{f}");
         }
-        for f in ["openrowset", "openquery", "xp_cmdshell", "sp_executesql", "newid"] {
+        for f in [
+            "openrowset",
+            "openquery",
+            "xp_cmdshell",
+            "sp_executesql",
+            "newid",
+        ] {
             assert!(!is_pure_function(f, TSql), "{f}");
         }
         assert!(is_pure_function("if", MySql));

@@ -40,10 +40,8 @@ use std::cmp::Ordering;
 /// Compare `word` (any case) with an upper-case ASCII `key`, as if `word` were upper-cased.
 #[inline]
 pub fn cmp_upper(word: &[u8], key: &[u8]) -> Ordering {
-    let n = word.len().min(key.len());
-    for i in 0..n {
-        let (a, b) = (word.get(i).copied().unwrap_or(0), key.get(i).copied().unwrap_or(0));
-        match a.to_ascii_uppercase().cmp(&b) {
+    for (a, b) in word.iter().zip(key) {
+        match a.to_ascii_uppercase().cmp(b) {
             Ordering::Equal => {}
             other => return other,
         }
@@ -65,10 +63,77 @@ pub fn lookup_in<T: Copy>(table: &[(&'static str, T)], word: &str) -> Option<T> 
         .map(|(_, v)| *v)
 }
 
+/// `(start, end)` of the table rows starting with each letter A..Z, built at compile time.
+static FIRST_LETTER: [(u16, u16); 26] = first_letter_index(KEYWORDS);
+
+const fn first_letter_index(table: &[(&str, u32)]) -> [(u16, u16); 26] {
+    let mut idx = [(0u16, 0u16); 26];
+    let mut i = 0;
+    while i < table.len() {
+        let c = table[i].0.as_bytes()[0];
+        if c >= b'A' && c <= b'Z' {
+            let k = (c - b'A') as usize;
+            if idx[k].1 == 0 {
+                idx[k].0 = i as u16;
+            }
+            idx[k].1 = i as u16 + 1;
+        }
+        i += 1;
+    }
+    idx
+}
+
+/// Row index of `word` in [`KEYWORDS`] (case-insensitive), if it is a keyword.
+#[inline]
+pub fn find(word: &str) -> Option<usize> {
+    let w = word.as_bytes();
+    let first = w.first()?.to_ascii_uppercase();
+    if !first.is_ascii_uppercase() || w.len() > 40 {
+        return None;
+    }
+    let (a, b) = *FIRST_LETTER.get(usize::from(first - b'A'))?;
+    let (a, b) = (usize::from(a), usize::from(b));
+    let rows = KEYWORDS.get(a..b)?;
+    rows.binary_search_by(|(k, _)| cmp_upper(w, k.as_bytes()).reverse())
+        .ok()
+        .map(|i| a + i)
+}
+
+/// "Not a keyword" in a per-token row vector (see [`rows_of`]).
+pub const NO_ROW: u16 = u16::MAX;
+
+/// For each token, its keyword row (or [`NO_ROW`]): one lookup per word, shared by the
+/// fingerprint and the fast path.
+pub fn rows_of(src: &str, toks: &[super::lexer::Token]) -> Vec<u16> {
+    toks.iter()
+        .map(|t| {
+            if t.kind == super::lexer::TokenKind::Word {
+                find(t.text(src))
+                    .and_then(|r| u16::try_from(r).ok())
+                    .unwrap_or(NO_ROW)
+            } else {
+                NO_ROW
+            }
+        })
+        .collect()
+}
+
+/// Flags for a row from [`rows_of`] (0 for [`NO_ROW`]).
+#[inline]
+pub fn row_flags(row: u16) -> u32 {
+    KEYWORDS.get(usize::from(row)).map_or(0, |(_, f)| *f)
+}
+
+/// The upper-case keyword and its flags for a row index from [`find`].
+#[inline]
+pub fn entry(row: usize) -> Option<(&'static str, u32)> {
+    KEYWORDS.get(row).copied()
+}
+
 /// Flags of `word` (0 when it is not in the table: an ordinary identifier).
 #[inline]
 pub fn flags(word: &str) -> u32 {
-    lookup_in(KEYWORDS, word).unwrap_or(0)
+    find(word).and_then(entry).map_or(0, |(_, f)| f)
 }
 
 /// Is `word` reserved in `d`?
@@ -104,7 +169,7 @@ pub fn class_name(f: u32) -> &'static str {
 }
 
 #[rustfmt::skip]
-pub static KEYWORDS: &[(&str, u32)] = &[
+pub const KEYWORDS: &[(&str, u32)] = &[
     ("ABORT", RISKY | CLASS_TRANSACTION),
     ("ACCESSIBLE", RES_MY),
     ("ADD", RES_MY | RES_TS),
@@ -582,7 +647,23 @@ mod tests {
             }
         }
         for (k, _) in KEYWORDS {
-            assert!(k.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_'), "{k}");
+            assert!(
+                k.bytes()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_'),
+                "{k}"
+            );
+        }
+    }
+
+    #[test]
+    fn index_agrees_with_full_search() {
+        for (k, f) in KEYWORDS {
+            assert_eq!(flags(k), *f, "{k}");
+            assert_eq!(flags(&k.to_ascii_lowercase()), *f, "{k}");
+            assert_eq!(lookup_in(KEYWORDS, k), Some(*f));
+        }
+        for w in ["", "_x", "9", "zzzz", "selec", "selectx", "é", "a"] {
+            assert_eq!(flags(w), lookup_in(KEYWORDS, w).unwrap_or(0), "{w}");
         }
     }
 

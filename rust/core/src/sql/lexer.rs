@@ -136,9 +136,18 @@ impl LexMode {
     /// The server's default settings.
     pub fn server_default(d: Dialect) -> LexMode {
         match d {
-            Dialect::Postgres => LexMode { sq_backslash: false, dq_backslash: false },
-            Dialect::MySql => LexMode { sq_backslash: true, dq_backslash: true },
-            Dialect::TSql => LexMode { sq_backslash: false, dq_backslash: false },
+            Dialect::Postgres => LexMode {
+                sq_backslash: false,
+                dq_backslash: false,
+            },
+            Dialect::MySql => LexMode {
+                sq_backslash: true,
+                dq_backslash: true,
+            },
+            Dialect::TSql => LexMode {
+                sq_backslash: false,
+                dq_backslash: false,
+            },
         }
     }
 
@@ -146,11 +155,20 @@ impl LexMode {
     pub fn alternates(d: Dialect) -> &'static [LexMode] {
         match d {
             // standard_conforming_strings = off
-            Dialect::Postgres => &[LexMode { sq_backslash: true, dq_backslash: false }],
+            Dialect::Postgres => &[LexMode {
+                sq_backslash: true,
+                dq_backslash: false,
+            }],
             // NO_BACKSLASH_ESCAPES (both quotes); ANSI_QUOTES alone ("..." is an identifier)
             Dialect::MySql => &[
-                LexMode { sq_backslash: false, dq_backslash: false },
-                LexMode { sq_backslash: true, dq_backslash: false },
+                LexMode {
+                    sq_backslash: false,
+                    dq_backslash: false,
+                },
+                LexMode {
+                    sq_backslash: true,
+                    dq_backslash: false,
+                },
             ],
             Dialect::TSql => &[],
         }
@@ -182,11 +200,15 @@ pub struct Lexer<'a> {
 }
 
 fn lex_err<T>(offset: usize, message: &str) -> Result<T> {
-    Err(Error::Lex { offset, message: message.to_string() })
+    Err(Error::Lex {
+        offset,
+        message: message.to_string(),
+    })
 }
 
+/// Whitespace as the servers' lexers skip it (ASCII only; U+00A0 or U+2028 are not).
 #[inline]
-fn is_space(c: u8) -> bool {
+pub fn is_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
@@ -200,8 +222,22 @@ fn is_digit(c: u8) -> bool {
 fn is_pg_op_char(c: u8) -> bool {
     matches!(
         c,
-        b'~' | b'!' | b'@' | b'#' | b'^' | b'&' | b'|' | b'`' | b'?' | b'+' | b'-' | b'*' | b'/'
-            | b'%' | b'<' | b'>' | b'='
+        b'~' | b'!'
+            | b'@'
+            | b'#'
+            | b'^'
+            | b'&'
+            | b'|'
+            | b'`'
+            | b'?'
+            | b'+'
+            | b'-'
+            | b'*'
+            | b'/'
+            | b'%'
+            | b'<'
+            | b'>'
+            | b'='
     )
 }
 
@@ -227,7 +263,15 @@ fn scan_quoted(b: &[u8], mut i: usize, q: u8, backslash: bool, doubling: bool) -
 
 impl<'a> Lexer<'a> {
     pub fn new(src: &'a str, dialect: Dialect, mode: LexMode) -> Lexer<'a> {
-        Lexer { src, b: src.as_bytes(), pos: 0, dialect, mode, in_exec: false, done: false }
+        Lexer {
+            src,
+            b: src.as_bytes(),
+            pos: 0,
+            dialect,
+            mode,
+            in_exec: false,
+            done: false,
+        }
     }
 
     #[inline]
@@ -265,9 +309,7 @@ impl<'a> Lexer<'a> {
             Dialect::MySql => {
                 c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || self.mysql_wide_ident(i)
             }
-            Dialect::TSql => {
-                c.is_ascii_alphanumeric() || matches!(c, b'_' | b'$' | b'#' | b'@')
-            }
+            Dialect::TSql => c.is_ascii_alphanumeric() || matches!(c, b'_' | b'$' | b'#' | b'@'),
         }
     }
 
@@ -287,9 +329,20 @@ impl<'a> Lexer<'a> {
         i
     }
 
-    fn tok(&mut self, kind: TokenKind, start: usize, end: usize, flags: u8) -> Option<Result<Token>> {
+    fn tok(
+        &mut self,
+        kind: TokenKind,
+        start: usize,
+        end: usize,
+        flags: u8,
+    ) -> Option<Result<Token>> {
         self.pos = end;
-        Some(Ok(Token { kind, start, end, flags }))
+        Some(Ok(Token {
+            kind,
+            start,
+            end,
+            flags,
+        }))
     }
 
     fn fail(&mut self, offset: usize, message: &str) -> Option<Result<Token>> {
@@ -352,11 +405,10 @@ impl<'a> Lexer<'a> {
                     Dialect::Postgres => break,
                     Dialect::MySql => {}
                     Dialect::TSql => {
-                        if self.at(i + 1) != b'\n' {
-                            return self.fail(
-                                i,
-                                "carriage return without line feed inside a -- comment",
-                            );
+                        // nothing can hide behind a \r that ends the text
+                        if self.at(i + 1) != b'\n' && i + 1 < self.b.len() {
+                            return self
+                                .fail(i, "carriage return without line feed inside a -- comment");
                         }
                     }
                 }
@@ -400,7 +452,11 @@ impl<'a> Lexer<'a> {
                     _ => i += 1,
                 }
             }
-            let kind = if is_hint { TokenKind::Hint } else { TokenKind::Comment };
+            let kind = if is_hint {
+                TokenKind::Hint
+            } else {
+                TokenKind::Comment
+            };
             return self.tok(kind, start, i + 2, 0);
         }
         // PostgreSQL and SQL Server: block comments nest.
@@ -423,7 +479,11 @@ impl<'a> Lexer<'a> {
                 (None, _) => return self.fail(start, "unterminated block comment"),
             }
         }
-        let kind = if third == b'+' { TokenKind::Hint } else { TokenKind::Comment };
+        let kind = if third == b'+' {
+            TokenKind::Hint
+        } else {
+            TokenKind::Comment
+        };
         self.tok(kind, start, i, 0)
     }
 
@@ -609,7 +669,11 @@ impl<'a> Lexer<'a> {
             }
         }
         let end = self.ident_end(start);
-        let end = if end == start { start + self.char_len(start).max(1) } else { end };
+        let end = if end == start {
+            start + self.char_len(start).max(1)
+        } else {
+            end
+        };
         self.tok(TokenKind::Word, start, end, 0)
     }
 
@@ -666,7 +730,10 @@ impl<'a> Lexer<'a> {
         // contains at least one of ~ ! @ # % ^ & | ` ?" (manual, "Operators").
         if n > 1 && matches!(self.at(start + n - 1), b'+' | b'-') {
             let special = (start..start + n - 1).any(|k| {
-                matches!(self.at(k), b'~' | b'!' | b'@' | b'#' | b'^' | b'&' | b'|' | b'`' | b'?' | b'%')
+                matches!(
+                    self.at(k),
+                    b'~' | b'!' | b'@' | b'#' | b'^' | b'&' | b'|' | b'`' | b'?' | b'%'
+                )
             });
             if !special {
                 while n > 1 && matches!(self.at(start + n - 1), b'+' | b'-') {
@@ -685,7 +752,11 @@ impl<'a> Lexer<'a> {
             b"<=", b">=", b"<>", b"!=", b"!<", b"!>", b"+=", b"-=", b"*=", b"/=", b"%=", b"&=",
             b"|=", b"^=", b"::",
         ];
-        let table = if self.dialect == Dialect::MySql { MY } else { TS };
+        let table = if self.dialect == Dialect::MySql {
+            MY
+        } else {
+            TS
+        };
         let rest = self.b.get(start..).unwrap_or(&[]);
         for op in table {
             if rest.starts_with(op) {
@@ -817,7 +888,9 @@ impl<'a> Lexer<'a> {
             b'0'..=b'9' => self.number(start),
             b'.' if is_digit(c1) => self.number(start),
             b';' | b',' | b'(' | b')' | b'.' => self.tok(TokenKind::Punct, start, start + 1, 0),
-            b'[' | b']' if d == Dialect::Postgres => self.tok(TokenKind::Punct, start, start + 1, 0),
+            b'[' | b']' if d == Dialect::Postgres => {
+                self.tok(TokenKind::Punct, start, start + 1, 0)
+            }
             _ if self.is_ident_start(start) => self.word(start),
             _ if d == Dialect::Postgres && is_pg_op_char(c) => self.pg_operator(start),
             b'=' | b'<' | b'>' | b'!' | b'~' | b'^' | b'&' | b'|' | b'+' | b'-' | b'*' | b'/'
@@ -881,17 +954,29 @@ mod tests {
     #[test]
     fn dash_comments() {
         for d in ALL {
-            assert_eq!(kinds("SELECT 1 -- x\nUPDATE", d), ["word", "number", "comment", "word"]);
+            assert_eq!(
+                kinds("SELECT 1 -- x\nUPDATE", d),
+                ["word", "number", "comment", "word"]
+            );
             assert_eq!(kinds("-- only", d), ["comment"]);
         }
         // MySQL: `--` needs whitespace/control/end after it; `1--1` is arithmetic.
         assert_eq!(texts("SELECT 1--1", MySql), ["SELECT", "1", "-", "-", "1"]);
-        assert_eq!(kinds("SELECT 1--1", Postgres), ["word", "number", "comment"]);
+        assert_eq!(
+            kinds("SELECT 1--1", Postgres),
+            ["word", "number", "comment"]
+        );
         assert_eq!(kinds("SELECT 1--1", TSql), ["word", "number", "comment"]);
         assert_eq!(kinds("SELECT 1--\tx", MySql), ["word", "number", "comment"]);
-        assert_eq!(kinds("SELECT 1--\x01x", MySql), ["word", "number", "comment"]);
+        assert_eq!(
+            kinds("SELECT 1--\x01x", MySql),
+            ["word", "number", "comment"]
+        );
         assert_eq!(kinds("SELECT 1--", MySql), ["word", "number", "comment"]);
-        assert_eq!(kinds("SELECT 1--x", MySql), ["word", "number", "operator", "operator", "word"]);
+        assert_eq!(
+            kinds("SELECT 1--x", MySql),
+            ["word", "number", "operator", "operator", "word"]
+        );
     }
 
     #[test]
@@ -902,6 +987,10 @@ mod tests {
         assert_eq!(kinds("-- x\r\nDELETE", MySql), ["comment", "word"]);
         assert_eq!(kinds("-- x\r\nDELETE", TSql), ["comment", "word"]);
         assert!(err("-- x\rDELETE", TSql).contains("carriage return"));
+        assert_eq!(
+            kinds("SELECT 1 -- x\r", TSql),
+            ["word", "number", "comment"]
+        );
         // The quote-swallowing trick depends on getting this right.
         let sql = "SELECT 1 -- \r'\n; DELETE FROM t; -- '";
         let k = texts(sql, MySql);
@@ -910,11 +999,23 @@ mod tests {
 
     #[test]
     fn hash_comments() {
-        assert_eq!(kinds("SELECT 1 # x\nDELETE", MySql), ["word", "number", "comment", "word"]);
+        assert_eq!(
+            kinds("SELECT 1 # x\nDELETE", MySql),
+            ["word", "number", "comment", "word"]
+        );
         // PostgreSQL: # is an operator (bitwise xor); T-SQL: temp table names.
-        assert_eq!(kinds("SELECT 1 # 2", Postgres), ["word", "number", "operator", "number"]);
-        assert_eq!(texts("SELECT * FROM #tmp", TSql), ["SELECT", "*", "FROM", "#tmp"]);
-        assert_eq!(texts("SELECT * FROM ##g", TSql), ["SELECT", "*", "FROM", "##g"]);
+        assert_eq!(
+            kinds("SELECT 1 # 2", Postgres),
+            ["word", "number", "operator", "number"]
+        );
+        assert_eq!(
+            texts("SELECT * FROM #tmp", TSql),
+            ["SELECT", "*", "FROM", "#tmp"]
+        );
+        assert_eq!(
+            texts("SELECT * FROM ##g", TSql),
+            ["SELECT", "*", "FROM", "##g"]
+        );
     }
 
     #[test]
@@ -930,9 +1031,15 @@ mod tests {
         );
         assert!(err("SELECT /* /* */", Postgres).contains("unterminated block comment"));
         assert!(err("SELECT /* x", MySql).contains("unterminated block comment"));
-        assert_eq!(kinds("DELETE/**/FROM t", MySql), ["word", "comment", "word", "word"]);
+        assert_eq!(
+            kinds("DELETE/**/FROM t", MySql),
+            ["word", "comment", "word", "word"]
+        );
         // PostgreSQL: `/*/` opens one level, `**/` closes.
-        assert_eq!(kinds("SELECT /*/ x **/ 1", Postgres), ["word", "comment", "number"]);
+        assert_eq!(
+            kinds("SELECT /*/ x **/ 1", Postgres),
+            ["word", "comment", "number"]
+        );
     }
 
     #[test]
@@ -950,16 +1057,37 @@ mod tests {
                 ("exec_close", "*/".into()),
             ]
         );
-        assert_eq!(texts("/*! DELETE FROM t */", MySql), ["/*!", "DELETE", "FROM", "t", "*/"]);
-        assert_eq!(texts("/*M!100100 DROP TABLE t*/", MySql), ["/*M!100100", "DROP", "TABLE", "t", "*/"]);
-        assert_eq!(texts("/*M! DROP TABLE t*/", MySql), ["/*M!", "DROP", "TABLE", "t", "*/"]);
+        assert_eq!(
+            texts("/*! DELETE FROM t */", MySql),
+            ["/*!", "DELETE", "FROM", "t", "*/"]
+        );
+        assert_eq!(
+            texts("/*M!100100 DROP TABLE t*/", MySql),
+            ["/*M!100100", "DROP", "TABLE", "t", "*/"]
+        );
+        assert_eq!(
+            texts("/*M! DROP TABLE t*/", MySql),
+            ["/*M!", "DROP", "TABLE", "t", "*/"]
+        );
         assert_eq!(texts("SELECT/*!1*/", MySql), ["SELECT", "/*!1", "*/"]);
         // `*/` inside a string inside the executable comment does not close it.
-        assert_eq!(texts("/*! SELECT '*/' */", MySql), ["/*!", "SELECT", "'*/'", "*/"]);
+        assert_eq!(
+            texts("/*! SELECT '*/' */", MySql),
+            ["/*!", "SELECT", "'*/'", "*/"]
+        );
         // Optimizer hints are comments; PostgreSQL/T-SQL treat /*! as an ordinary comment.
-        assert_eq!(kinds("SELECT /*+ BKA(t) */ 1", MySql), ["word", "hint", "number"]);
-        assert_eq!(kinds("SELECT /*! DELETE */ 1", Postgres), ["word", "comment", "number"]);
-        assert_eq!(kinds("SELECT /*! DELETE */ 1", TSql), ["word", "comment", "number"]);
+        assert_eq!(
+            kinds("SELECT /*+ BKA(t) */ 1", MySql),
+            ["word", "hint", "number"]
+        );
+        assert_eq!(
+            kinds("SELECT /*! DELETE */ 1", Postgres),
+            ["word", "comment", "number"]
+        );
+        assert_eq!(
+            kinds("SELECT /*! DELETE */ 1", TSql),
+            ["word", "comment", "number"]
+        );
         // Stricter than the server on purpose.
         assert!(err("/*! SELECT 1 /* c */ */", MySql).contains("inside a MySQL executable"));
         assert!(err("/*! SELECT 1 -- c\n */", MySql).contains("inside a MySQL executable"));
@@ -968,13 +1096,19 @@ mod tests {
         assert!(err("SELECT 1 /*! DELETE FROM t", MySql).contains("unterminated executable"));
         assert!(err("SELECT /*+ SET_VAR(sql_mode='') */ 1", MySql).contains("optimizer hint"));
         // `*/` outside any comment is just two operators.
-        assert_eq!(kinds("SELECT 2*/1", MySql), ["word", "number", "operator", "operator", "number"]);
+        assert_eq!(
+            kinds("SELECT 2*/1", MySql),
+            ["word", "number", "operator", "operator", "number"]
+        );
     }
 
     #[test]
     fn strings_basic_and_doubling() {
         for d in ALL {
-            assert_eq!(texts("SELECT 'it''s; DELETE'", d), ["SELECT", "'it''s; DELETE'"]);
+            assert_eq!(
+                texts("SELECT 'it''s; DELETE'", d),
+                ["SELECT", "'it''s; DELETE'"]
+            );
             assert!(err("SELECT 'abc", d).contains("unterminated"));
         }
     }
@@ -984,9 +1118,20 @@ mod tests {
         let s = r"SELECT 'a\'; DELETE FROM t; -- '";
         assert_eq!(kinds(s, MySql), ["word", "string"]);
         let t = tokenize(s, MySql).unwrap();
-        assert!(t[1].ambiguous(), "a string ending elsewhere without backslash escapes");
+        assert!(
+            t[1].ambiguous(),
+            "a string ending elsewhere without backslash escapes"
+        );
         // Same text in NO_BACKSLASH_ESCAPES mode: DELETE is code.
-        let alt = tokenize_mode(s, MySql, LexMode { sq_backslash: false, dq_backslash: false }).unwrap();
+        let alt = tokenize_mode(
+            s,
+            MySql,
+            LexMode {
+                sq_backslash: false,
+                dq_backslash: false,
+            },
+        )
+        .unwrap();
         assert!(alt.iter().any(|t| t.text(s) == "DELETE"));
         // Backslashes that end the same way in both modes are not ambiguous.
         let t = tokenize(r"SELECT 'a\\b', 'c\nd'", MySql).unwrap();
@@ -1002,19 +1147,34 @@ mod tests {
     #[test]
     fn postgres_strings() {
         // standard_conforming_strings=on: backslash is literal.
-        assert_eq!(texts(r"SELECT 'C:\' , 1", Postgres), ["SELECT", r"'C:\'", ",", "1"]);
+        assert_eq!(
+            texts(r"SELECT 'C:\' , 1", Postgres),
+            ["SELECT", r"'C:\'", ",", "1"]
+        );
         let t = tokenize(r"SELECT 'C:\' , 1", Postgres).unwrap();
         assert!(t[1].ambiguous());
         // E'' strings always process backslashes.
-        assert_eq!(texts(r"SELECT E'a\'b', 1", Postgres), ["SELECT", r"E'a\'b'", ",", "1"]);
+        assert_eq!(
+            texts(r"SELECT E'a\'b', 1", Postgres),
+            ["SELECT", r"E'a\'b'", ",", "1"]
+        );
         assert_eq!(texts(r"SELECT e'a''b'", Postgres), ["SELECT", r"e'a''b'"]);
-        assert_eq!(texts("SELECT B'0101', X'1F', N'x'", Postgres), ["SELECT", "B'0101'", ",", "X'1F'", ",", "N'x'"]);
-        assert_eq!(texts("SELECT U&'d\\0061t', U&\"x\"", Postgres), ["SELECT", "U&'d\\0061t'", ",", "U&\"x\""]);
+        assert_eq!(
+            texts("SELECT B'0101', X'1F', N'x'", Postgres),
+            ["SELECT", "B'0101'", ",", "X'1F'", ",", "N'x'"]
+        );
+        assert_eq!(
+            texts("SELECT U&'d\\0061t', U&\"x\"", Postgres),
+            ["SELECT", "U&'d\\0061t'", ",", "U&\"x\""]
+        );
         assert_eq!(kinds("SELECT U&'a'", Postgres), ["word", "string"]);
         // A prefix letter only counts at the start of a token.
         assert_eq!(texts("SELECT abcE'x'", Postgres), ["SELECT", "abcE", "'x'"]);
         // U & 'x' with spaces is an operator expression.
-        assert_eq!(kinds("SELECT U & 'x'", Postgres), ["word", "word", "operator", "string"]);
+        assert_eq!(
+            kinds("SELECT U & 'x'", Postgres),
+            ["word", "word", "operator", "string"]
+        );
     }
 
     #[test]
@@ -1022,13 +1182,27 @@ mod tests {
         let s = "SELECT $$a; DELETE FROM t$$, $tag$ $$ ; $tag$, $1, $2::int";
         assert_eq!(
             texts(s, Postgres),
-            ["SELECT", "$$a; DELETE FROM t$$", ",", "$tag$ $$ ; $tag$", ",", "$1", ",", "$2", "::", "int"]
+            [
+                "SELECT",
+                "$$a; DELETE FROM t$$",
+                ",",
+                "$tag$ $$ ; $tag$",
+                ",",
+                "$1",
+                ",",
+                "$2",
+                "::",
+                "int"
+            ]
         );
         assert_eq!(kinds("SELECT $1", Postgres), ["word", "param"]);
         assert!(err("SELECT $a$ x $b$", Postgres).contains("dollar"));
         assert!(err("SELECT $$ x", Postgres).contains("dollar"));
         // $ inside identifiers is an identifier character.
-        assert_eq!(texts("SELECT a$b$c, x$$", Postgres), ["SELECT", "a$b$c", ",", "x$$"]);
+        assert_eq!(
+            texts("SELECT a$b$c, x$$", Postgres),
+            ["SELECT", "a$b$c", ",", "x$$"]
+        );
         // tags are case-sensitive
         assert!(err("SELECT $A$ x $a$", Postgres).contains("dollar"));
         // Non-ASCII tag
@@ -1039,8 +1213,14 @@ mod tests {
 
     #[test]
     fn identifiers_quoted() {
-        assert_eq!(texts("SELECT \"a\"\"b\" FROM t", Postgres), ["SELECT", "\"a\"\"b\"", "FROM", "t"]);
-        assert_eq!(texts("SELECT `a``b;` FROM t", MySql), ["SELECT", "`a``b;`", "FROM", "t"]);
+        assert_eq!(
+            texts("SELECT \"a\"\"b\" FROM t", Postgres),
+            ["SELECT", "\"a\"\"b\"", "FROM", "t"]
+        );
+        assert_eq!(
+            texts("SELECT `a``b;` FROM t", MySql),
+            ["SELECT", "`a``b;`", "FROM", "t"]
+        );
         assert_eq!(kinds("SELECT `x`", MySql), ["word", "quoted_ident"]);
         // T-SQL bracket identifiers: `]]` escapes, quotes inside are plain characters.
         let s = "SELECT [a'];DELETE FROM t WHERE c='x'";
@@ -1048,8 +1228,14 @@ mod tests {
             texts(s, TSql),
             ["SELECT", "[a']", ";", "DELETE", "FROM", "t", "WHERE", "c", "=", "'x'"]
         );
-        assert_eq!(texts("SELECT [a]]b] FROM t", TSql), ["SELECT", "[a]]b]", "FROM", "t"]);
-        assert_eq!(texts("SELECT \"a\"\"b\" FROM t", TSql), ["SELECT", "\"a\"\"b\"", "FROM", "t"]);
+        assert_eq!(
+            texts("SELECT [a]]b] FROM t", TSql),
+            ["SELECT", "[a]]b]", "FROM", "t"]
+        );
+        assert_eq!(
+            texts("SELECT \"a\"\"b\" FROM t", TSql),
+            ["SELECT", "\"a\"\"b\"", "FROM", "t"]
+        );
         assert_eq!(texts("SELECT N'x''y'", TSql), ["SELECT", "N'x''y'"]);
         assert!(err("SELECT [a", TSql).contains("bracket"));
         assert!(err("SELECT \"a", Postgres).contains("identifier"));
@@ -1059,7 +1245,10 @@ mod tests {
     #[test]
     fn numbers() {
         for d in ALL {
-            assert_eq!(kinds("SELECT 1e5, .5, 1.5E-3, 42", d), ["word", "number", "punct", "number", "punct", "number", "punct", "number"]);
+            assert_eq!(
+                kinds("SELECT 1e5, .5, 1.5E-3, 42", d),
+                ["word", "number", "punct", "number", "punct", "number", "punct", "number"]
+            );
         }
         assert_eq!(texts("SELECT 1.", Postgres), ["SELECT", "1."]);
         assert_eq!(texts("SELECT 0x1F", MySql), ["SELECT", "0x1F"]);
@@ -1067,7 +1256,10 @@ mod tests {
         // PostgreSQL 15: 0x1F is 0 followed by the alias x1F.
         assert_eq!(texts("SELECT 0x1F", Postgres), ["SELECT", "0", "x1F"]);
         // MySQL identifiers may start with digits.
-        assert_eq!(toks("SELECT * FROM 2fa", MySql)[3], ("word", "2fa".to_string()));
+        assert_eq!(
+            toks("SELECT * FROM 2fa", MySql)[3],
+            ("word", "2fa".to_string())
+        );
         assert_eq!(toks("SELECT 0x1G", MySql)[1], ("word", "0x1G".to_string()));
         assert_eq!(toks("SELECT 1e", MySql)[1], ("word", "1e".to_string()));
         assert_eq!(texts("SELECT 123abc", Postgres), ["SELECT", "123", "abc"]);
@@ -1079,25 +1271,55 @@ mod tests {
     fn params_and_variables() {
         assert_eq!(kinds("SELECT ?", MySql), ["word", "param"]);
         assert_eq!(kinds("SELECT ?", TSql), ["word", "param"]);
-        assert_eq!(kinds("SELECT a ? 'k'", Postgres), ["word", "word", "operator", "string"]);
-        assert_eq!(texts("SELECT :name, @a, @@global.x", MySql), ["SELECT", ":name", ",", "@a", ",", "@@global", ".", "x"]);
-        assert_eq!(kinds("SELECT @'a b', @`c`, @\"d\"", MySql), ["word", "variable", "punct", "variable", "punct", "variable"]);
-        assert_eq!(texts("SELECT @@ROWCOUNT, @p1", TSql), ["SELECT", "@@ROWCOUNT", ",", "@p1"]);
+        assert_eq!(
+            kinds("SELECT a ? 'k'", Postgres),
+            ["word", "word", "operator", "string"]
+        );
+        assert_eq!(
+            texts("SELECT :name, @a, @@global.x", MySql),
+            ["SELECT", ":name", ",", "@a", ",", "@@global", ".", "x"]
+        );
+        assert_eq!(
+            kinds("SELECT @'a b', @`c`, @\"d\"", MySql),
+            ["word", "variable", "punct", "variable", "punct", "variable"]
+        );
+        assert_eq!(
+            texts("SELECT @@ROWCOUNT, @p1", TSql),
+            ["SELECT", "@@ROWCOUNT", ",", "@p1"]
+        );
         assert_eq!(texts("SELECT @a := 1", MySql), ["SELECT", "@a", ":=", "1"]);
         assert_eq!(kinds("SELECT @x", Postgres), ["word", "operator", "word"]);
-        assert_eq!(texts("SELECT x::int", Postgres), ["SELECT", "x", "::", "int"]);
+        assert_eq!(
+            texts("SELECT x::int", Postgres),
+            ["SELECT", "x", "::", "int"]
+        );
     }
 
     #[test]
     fn operators() {
-        assert_eq!(texts("SELECT a>=b, a<>b, a!=b", Postgres), ["SELECT", "a", ">=", "b", ",", "a", "<>", "b", ",", "a", "!=", "b"]);
+        assert_eq!(
+            texts("SELECT a>=b, a<>b, a!=b", Postgres),
+            ["SELECT", "a", ">=", "b", ",", "a", "<>", "b", ",", "a", "!=", "b"]
+        );
         // trailing + / - rule
-        assert_eq!(texts("SELECT a=-1", Postgres), ["SELECT", "a", "=", "-", "1"]);
+        assert_eq!(
+            texts("SELECT a=-1", Postgres),
+            ["SELECT", "a", "=", "-", "1"]
+        );
         assert_eq!(texts("SELECT a@-1", Postgres), ["SELECT", "a", "@-", "1"]);
         // operator cut at comment start
-        assert_eq!(kinds("SELECT 1 +-- c\n 2", Postgres), ["word", "number", "operator", "comment", "number"]);
-        assert_eq!(kinds("SELECT 1 +/* c */ 2", Postgres), ["word", "number", "operator", "comment", "number"]);
-        assert_eq!(texts("SELECT a<=>b, j->>'k'", MySql), ["SELECT", "a", "<=>", "b", ",", "j", "->>", "'k'"]);
+        assert_eq!(
+            kinds("SELECT 1 +-- c\n 2", Postgres),
+            ["word", "number", "operator", "comment", "number"]
+        );
+        assert_eq!(
+            kinds("SELECT 1 +/* c */ 2", Postgres),
+            ["word", "number", "operator", "comment", "number"]
+        );
+        assert_eq!(
+            texts("SELECT a<=>b, j->>'k'", MySql),
+            ["SELECT", "a", "<=>", "b", ",", "j", "->>", "'k'"]
+        );
         assert_eq!(texts("SELECT a !< b", TSql), ["SELECT", "a", "!<", "b"]);
     }
 

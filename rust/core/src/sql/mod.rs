@@ -22,7 +22,7 @@ mod tests;
 
 use crate::{Error, Result};
 
-pub use fastpath::{fast_check, FastCheck, ALLOW, BLOCK, DEFER};
+pub use fastpath::{fast_check, fast_check_with, FastCheck, ALLOW, BLOCK, DEFER};
 pub use fingerprint::fingerprint;
 pub use lexer::{tokenize, tokenize_mode, LexMode, Lexer, Token, TokenKind};
 pub use split::{expand_sql, split_statements};
@@ -89,8 +89,14 @@ mod mod_tests {
         for d in [Dialect::Postgres, Dialect::MySql, Dialect::TSql] {
             assert_eq!(Dialect::parse(d.name()), Ok(d));
         }
-        assert!(matches!(Dialect::parse("oracle"), Err(Error::Invalid { .. })));
-        assert!(matches!(Dialect::parse("Postgres"), Err(Error::Invalid { .. })));
+        assert!(matches!(
+            Dialect::parse("oracle"),
+            Err(Error::Invalid { .. })
+        ));
+        assert!(matches!(
+            Dialect::parse("Postgres"),
+            Err(Error::Invalid { .. })
+        ));
         assert!(matches!(Dialect::parse(""), Err(Error::Invalid { .. })));
     }
 

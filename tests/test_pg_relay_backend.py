@@ -1,0 +1,275 @@
+"""The relay's side towards the database: backend login methods (SCRAM, md5, cleartext,
+trust, unix socket, TLS), a backend that is down or restarts mid-session, the read-only
+backstop (ParameterStatus watch, COPY IN abort), statement timeout, cancel, idle timeout,
+client TLS and monitor mode. A throwaway second PostgreSQL is used where the server is
+stopped or reconfigured (the shared session server is never restarted)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import psycopg
+import pytest
+
+from servers import PgServer, tmp_root
+from test_pg_helpers import (AGENT, AGENT_PW, AllowAllEngine, ProxyHarness, create_db, error_fields,  # noqa: F401
+                             make_config, msg, proxy, raw_login, read_msgs, relay_db, unique)
+
+pytestmark = pytest.mark.pg
+
+
+def harness(pg_server, db, **kw):
+    engine = kw.pop("engine", None)
+    tmp = tempfile.mkdtemp(prefix="sdp-pg-be-")
+    return ProxyHarness(make_config(pg_server, db, os.path.join(tmp, "audit.json"), **kw), engine=engine).start()
+
+
+@pytest.fixture(scope="module")
+def spare_pg():
+    """A second, throwaway PostgreSQL 15 that tests may stop, restart and reconfigure."""
+    server = PgServer(root=tmp_root("sdp-pg-spare-")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# -- backend login methods ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["md5", "password", "trust"])
+def test_backend_login_methods(spare_pg, method):
+    user = f"sdp_{method}_user"
+    spare_pg.psql(f"SET password_encryption = '{'md5' if method == 'md5' else 'scram-sha-256'}'; "
+                  f"DROP ROLE IF EXISTS {user}; CREATE ROLE {user} LOGIN PASSWORD 'be-pw-{method}'")
+    spare_pg.add_hba(f"host all {user} 127.0.0.1/32 {method}")
+    h = harness(spare_pg, "postgres", backend={"username": user, "password": f"be-pw-{method}"})
+    try:
+        with psycopg.connect(h.dsn(), autocommit=True) as c:
+            assert c.execute("SELECT current_user").fetchone()[0] == user
+    finally:
+        h.stop()
+
+
+def test_backend_wrong_configured_password(spare_pg):
+    h = harness(spare_pg, "postgres", backend={"password": "definitely-wrong"})
+    try:
+        with pytest.raises(psycopg.OperationalError) as ei:
+            psycopg.connect(h.dsn())
+        assert "could not log in to the database backend" in str(ei.value)
+        assert "definitely-wrong" not in str(ei.value)
+    finally:
+        h.stop()
+
+
+def test_backend_over_unix_socket(spare_pg):
+    """`address: /dir` connects to /dir/.s.PGSQL.<port> (the embedded demo's setup)."""
+    h = harness(spare_pg, "postgres", backend={"address": spare_pg.socket_dir})
+    try:
+        with psycopg.connect(h.dsn(), autocommit=True) as c:
+            assert c.execute("SELECT inet_server_addr()").fetchone()[0] is None   # unix socket
+    finally:
+        h.stop()
+
+
+def _self_signed(dirpath: str, owner: str | None = None) -> tuple[str, str]:
+    cert, key = os.path.join(dirpath, "server.crt"), os.path.join(dirpath, "server.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=localhost"], check=True, capture_output=True)
+    os.chmod(key, 0o600)
+    if owner:
+        shutil.chown(cert, owner, owner)
+        shutil.chown(key, owner, owner)
+    return cert, key
+
+
+def test_backend_tls_required(spare_pg):
+    cert, key = _self_signed(str(spare_pg.root), owner="postgres")
+    with open(spare_pg.data / "postgresql.conf", "a") as f:
+        f.write(f"ssl=on\nssl_cert_file='{cert}'\nssl_key_file='{key}'\n")
+    spare_pg.pg_ctl("reload")
+    time.sleep(0.3)
+    h = harness(spare_pg, "postgres", backend={"backend_tls": {"mode": "require"}})
+    try:
+        with psycopg.connect(h.dsn(), autocommit=True) as c:
+            assert c.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()[0] is True
+    finally:
+        h.stop()
+
+
+# -- backend down / restarting -----------------------------------------------------------
+
+
+def test_backend_down_gives_clear_error(pg_server, relay_db):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead_port = s.getsockname()[1]
+    s.close()
+    h = harness(pg_server, relay_db, backend={"port": dead_port})
+    try:
+        with pytest.raises(psycopg.OperationalError) as ei:
+            psycopg.connect(h.dsn())
+        assert "could not connect to the database backend" in str(ei.value)
+        assert h.wait_for(lambda: h.events("disconnect"))
+    finally:
+        h.stop()
+
+
+def test_backend_restart_mid_session(spare_pg, proxy):
+    db = create_db(spare_pg, "sdp_restart")
+    h = harness(spare_pg, db)
+    try:
+        c = psycopg.connect(h.dsn(), autocommit=True)
+        assert c.execute("SELECT count(*) FROM notes").fetchone()[0] == 3
+        spare_pg.pg_ctl("restart")
+        with pytest.raises(psycopg.OperationalError) as ei:
+            c.execute("SELECT 1")
+        msg_text = str(ei.value)
+        assert "terminating connection" in msg_text or "backend" in msg_text, msg_text
+        c.close()
+        with psycopg.connect(h.dsn(), autocommit=True) as c2:          # reconnect works
+            assert c2.execute("SELECT count(*) FROM notes").fetchone()[0] == 3
+        assert h.wait_for(lambda: h.events("disconnect"))
+        # The other proxy (shared server) was never affected.
+        with psycopg.connect(proxy.dsn(), autocommit=True) as c3:
+            assert c3.execute("SELECT 1").fetchone()[0] == 1
+    finally:
+        h.stop()
+
+
+# -- the read-only backstop ----------------------------------------------------------------
+
+
+def test_parameter_status_read_only_off_kills_session(pg_server, relay_db):
+    """Even with an engine that lets everything through, a backend reporting
+    default_transaction_read_only=off ends the session and raises an alert."""
+    before = pg_server.checksum(relay_db)
+    h = harness(pg_server, relay_db, engine=AllowAllEngine())
+    try:
+        with psycopg.connect(h.dsn(), autocommit=True) as c:
+            with pytest.raises(psycopg.OperationalError) as ei:
+                c.execute("SET default_transaction_read_only = off")
+                c.execute("SELECT 1")
+            assert "no longer read-only" in str(ei.value)
+        rec = h.wait_for(lambda: h.events("alert"))
+        assert rec and rec[0]["rule"] == "read-only-disabled"
+        for setting in ("client_encoding = 'LATIN1'", "standard_conforming_strings = off"):
+            with psycopg.connect(h.dsn(), autocommit=True) as c:
+                with pytest.raises(psycopg.OperationalError):
+                    c.execute(f"SET {setting}")
+                    c.execute("SELECT 1")
+    finally:
+        h.stop()
+    assert pg_server.checksum(relay_db) == before
+
+
+def test_copy_in_aborted_even_if_engine_allows(pg_server, relay_db):
+    before = pg_server.checksum(relay_db)
+    h = harness(pg_server, relay_db, engine=AllowAllEngine())
+    try:
+        with psycopg.connect(h.dsn(), autocommit=True) as c:
+            with pytest.raises(psycopg.Error) as ei:
+                with c.cursor().copy("COPY notes (body) FROM STDIN") as cp:
+                    cp.write_row(("evil",))
+            assert ei.value.sqlstate == "25006"
+            assert c.execute("SELECT count(*) FROM notes").fetchone()[0] == 3
+        assert h.wait_for(lambda: h.events("alert"))
+    finally:
+        h.stop()
+    assert pg_server.checksum(relay_db) == before
+
+
+def test_startup_options_cannot_disable_read_only(proxy, pg_server, relay_db):
+    """The client's `options` startup parameter is never passed on."""
+    with psycopg.connect(proxy.dsn(options="-c default_transaction_read_only=off -c statement_timeout=0"),
+                         autocommit=True) as c:
+        assert c.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+        assert c.execute("SHOW statement_timeout").fetchone()[0] == "5s"
+
+
+# -- limits ---------------------------------------------------------------------------------
+
+
+def test_statement_timeout_pushed_to_backend(pg_server, relay_db):
+    h = harness(pg_server, relay_db, limits={"statement_timeout_ms": 300})
+    try:
+        with psycopg.connect(h.dsn(), autocommit=True) as c:
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                c.execute("SELECT count(*) FROM generate_series(1, 200000000)")
+            assert c.execute("SELECT 1").fetchone()[0] == 1
+    finally:
+        h.stop()
+
+
+def test_cancel_request_reaches_the_right_backend(proxy):
+    with psycopg.connect(proxy.dsn(), autocommit=True) as c, \
+            psycopg.connect(proxy.dsn(), autocommit=True) as other:
+        # The key the client holds is the proxy's, not the backend's.
+        real_pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+        assert c.pgconn.backend_pid != real_pid
+        threading.Timer(0.5, c.cancel).start()
+        t0 = time.monotonic()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            c.execute("SELECT count(*) FROM generate_series(1, 300000000)")
+        assert time.monotonic() - t0 < 4.5        # well before the 5 s statement timeout
+        assert other.execute("SELECT 2").fetchone()[0] == 2     # the other session untouched
+        assert c.execute("SELECT 3").fetchone()[0] == 3
+
+
+def test_idle_timeout(pg_server, relay_db):
+    h = harness(pg_server, relay_db, limits={"idle_timeout_seconds": 0.4})
+    try:
+        s = raw_login(h.port)
+        msgs = read_msgs(s, until=None, timeout=5)
+        assert msgs[-1][0] == "EOF"
+        err = error_fields(msgs[0][1])
+        assert err["C"] == "57P05"
+        assert h.wait_for(lambda: h.events("limit", limit="idle_timeout_seconds"))
+        # A busy connection is not idle.
+        s = raw_login(h.port)
+        s.sendall(msg(b"Q", b"SELECT count(*) FROM generate_series(1, 20000000)\0"))
+        tags = [t for t, _ in read_msgs(s, until="Z", timeout=10)]
+        assert tags[-1] == "Z" and "E" not in tags
+    finally:
+        h.stop()
+
+
+# -- client TLS -------------------------------------------------------------------------------
+
+
+def test_client_tls_required(pg_server, relay_db):
+    d = tempfile.mkdtemp(prefix="sdp-pg-tls-")
+    cert, key = _self_signed(d)
+    h = harness(pg_server, relay_db, backend={"tls": {"cert_file": cert, "key_file": key, "required": True}})
+    try:
+        with psycopg.connect(h.dsn().replace("sslmode=disable", "sslmode=require"), autocommit=True) as c:
+            assert c.pgconn.ssl_in_use
+            assert c.execute("SELECT count(*) FROM notes").fetchone()[0] == 3
+        with pytest.raises(psycopg.OperationalError) as ei:
+            psycopg.connect(h.dsn())                               # sslmode=disable
+        assert "requires TLS" in str(ei.value)
+    finally:
+        h.stop()
+
+
+# -- monitor mode ----------------------------------------------------------------------------
+
+
+def test_monitor_mode_forwards_and_audits(pg_server):
+    db = create_db(pg_server, "sdp_monitor")
+    h = harness(pg_server, db, security={"enforce_read_only": False})
+    try:
+        with psycopg.connect(h.dsn(), autocommit=True) as c:
+            c.execute("DELETE FROM notes WHERE id = 1")
+            assert c.execute("SELECT count(*) FROM notes").fetchone()[0] == 2
+        recs = h.wait_for(lambda: h.events("statement", would_verdict="BLOCKED"))
+        assert recs and recs[0]["monitor"] is True and recs[0]["verdict"] == "ALLOWED"
+        assert "DELETE" in recs[0]["db.query.text"]
+    finally:
+        h.stop()
