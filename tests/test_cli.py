@@ -62,6 +62,7 @@ def test_check_config_ok_masks_secrets_and_marks_env(tmp_path):
     assert "password ********" in out and "token ********   (from $ADMIN_TOKEN)" in out
     assert "timeout_seconds: 120   (from $SESSION_TIMEOUT)" in out
     assert "no relay for this type yet" in out
+    assert "warnings:\n  - backends: 'mongo' has type 'mongodb', which has no relay yet" in out
     r = cli("check-config", "--config", str(p), "--json", env={"MONGO_PASSWORD": "hunter2-secret"})
     assert r.returncode == 0 and "hunter2-secret" not in r.stdout
     doc = orjson.loads(r.stdout)
@@ -109,6 +110,24 @@ def wait_http(url: str, timeout: float = 30) -> int:
         except OSError:
             time.sleep(0.1)
     raise TimeoutError(url)
+
+
+def wait_ready(admin_port: int, timeout: float = 60) -> None:
+    """Poll /readyz until 200 (backends start after the admin listener)."""
+    url = f"http://127.0.0.1:{admin_port}/readyz"
+    deadline = time.monotonic() + timeout
+    body = b""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except urllib.error.HTTPError as e:
+            body = e.read()
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"not ready within {timeout}s: {body.decode(errors='replace')}")
 
 
 def read_audit(tmp_path) -> list[dict]:
@@ -286,7 +305,7 @@ def test_serve_postgres_end_to_end(tmp_path, pg_server):
         audit: {{path: "{audit}", flush_interval_ms: 20}}
         """), env={"PGPW": pg_server.password})
     try:
-        assert wait_http(f"http://127.0.0.1:{admin_port}/readyz") == 200
+        wait_ready(admin_port)
         before = pg_server.checksum(db)
         dsn = f"host=127.0.0.1 port={port} dbname={db} user=bot password=botpw sslmode=disable"
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -359,7 +378,7 @@ def test_serve_mysql_end_to_end(tmp_path, mariadb_server):
         audit: {{path: "{audit}", flush_interval_ms: 20}}
         """), env={"MYSQL_PASSWORD": mariadb_server.password})
     try:
-        assert wait_http(f"http://127.0.0.1:{admin_port}/readyz") == 200
+        wait_ready(admin_port)
         before = mariadb_server.checksum(db)
         conn = pymysql.connect(host="127.0.0.1", port=port, user=mariadb_server.user,
                                password=mariadb_server.password, database=db, ssl_disabled=True)

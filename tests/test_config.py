@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import textwrap
 
 import pytest
@@ -453,3 +454,27 @@ def test_blocked_commands_must_be_words():
     got = problems(e)
     assert got[0].startswith("c: security.blocked_commands[1]: 'DROP;--' is not an SQL command word")
     assert got[1].startswith("c: security.blocked_commands[2]:")
+
+
+def test_config_warnings(tmp_path):
+    from sandbox_db_proxy.server.app import config_warnings
+
+    quiet = load_config_text(f"backends: [{{name: pg, type: postgres, address: 127.0.0.1, username: u, password: p}}]\n"
+                             f"audit: {{path: {tmp_path}/a/audit.json}}", env={})
+    assert config_warnings(quiet) == []
+    (tmp_path / "ro").mkdir(mode=0o500)
+    loud = load_config_text(textwrap.dedent(f"""\
+        backends:
+          - {{name: pg, type: postgres, address: db.example.com, username: u, password: p, backend_tls: {{mode: disable}}}}
+          - {{name: mg, type: mongodb, address: db.example.com, username: u, password: p}}
+        security: {{enforce_read_only: false}}
+        admin: {{listen: "0.0.0.0:8080"}}
+        audit: {{path: {tmp_path}/ro/sub/audit.json, fail_closed: true}}
+        """), env={})
+    got = config_warnings(loud)
+    assert got[0].startswith("security.enforce_read_only is false: MONITOR MODE")
+    assert any("'pg': backend_tls.mode is 'disable'" in w for w in got)
+    assert any("'mg' has type 'mongodb', which has no relay yet" in w for w in got)
+    assert any(w.startswith("admin.listen is 0.0.0.0:8080 (not loopback) and admin.token is not set") for w in got)
+    if os.geteuid() != 0:  # root can write anywhere
+        assert any("is not writable" in w and "fail_closed" in w for w in got)

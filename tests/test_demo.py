@@ -5,6 +5,7 @@ Needs the PostgreSQL relay (server/postgres.py)."""
 
 from __future__ import annotations
 
+import glob
 import importlib.util
 import os
 import re
@@ -124,3 +125,26 @@ def test_demo_without_psycopg_uses_bundled_psql(tmp_path):
         line = next(l for l in r.stdout.splitlines() if sql in l)
         assert line.strip().startswith("PASS") and "BLOCKED" in line and "[25006]" in line, line
     assert "Result: all" in r.stdout
+
+
+def test_sigterm_while_starting_leaves_no_postgres_behind(tmp_path):
+    """`docker stop` right after start: the embedded PostgreSQL must not outlive the demo."""
+    before = set(glob.glob("/tmp/sdp-demo-*"))
+    proc = subprocess.Popen(CLI + ["demo", "--port", "0", "--admin-port", "0", "--audit-path",
+                                   str(tmp_path / "a.json")],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path)
+    try:
+        assert "starting an embedded PostgreSQL" in proc.stdout.readline()
+        time.sleep(0.5)  # somewhere inside pgserver's initdb/start
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    new = set(glob.glob("/tmp/sdp-demo-*")) - before
+    assert not new, f"left behind: {new}"
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    leftovers = [l for l in ps.splitlines() if "postgres -D /tmp/sdp-demo-" in l and
+                 not any(d in l for d in before)]
+    assert not leftovers, leftovers

@@ -66,6 +66,8 @@ ALLOWED = [
     ("SET sql_select_limit = 1000", "session"),
     ("SET SESSION max_statement_time = 5", "session"),
     ("SET sql_mode = 'STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION'", "session"),
+    ("SET SESSION tx_isolation = 'READ-COMMITTED'", "session"),
+    ("SET SESSION wait_timeout = 600, net_read_timeout = 30", "session"),
     ("SET SESSION TRANSACTION READ ONLY", "transaction"),
     ("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", "transaction"),
     ("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", "transaction"),
@@ -177,6 +179,9 @@ BLOCKED = [
     ("USE mysql", "sensitive_show"),
     ("SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE", "row_lock"),
     ("SET SESSION tx_isolation = 'SERIALIZABLE'", "row_lock"),
+    ("SET tx_isolation = 3", "row_lock"),
+    ("SET SESSION tx_isolation = CONCAT('SERIAL', 'IZABLE')", "session_setting"),
+    ("SET SESSION time_zone = @x", "session_setting"),
     # EXPLAIN of writes; DESCRIBE stays a read
     ("EXPLAIN DELETE FROM users", "write_statement"),
     ("EXPLAIN ANALYZE SELECT SLEEP(1)", "unsafe_function"),

@@ -322,6 +322,10 @@ class InfileServer:
                 got = read_packet(conn)
                 self.received.append(got)
                 conn.sendall(N.mysql_ok(3))
+            elif payload.startswith(b"\x03SELECT @@session."):     # the proxy's read-only check
+                conn.sendall(frame(b"\x01", 1) + frame(b"\x03def\x00\x00\x00\x01v\x00\x0c\x3f\x00\x01\x00\x00\x00"
+                                                      b"\x08\x00\x00\x00\x00\x00", 2)
+                             + N.mysql_eof(3, 0, 2) + frame(b"\x011", 4) + N.mysql_eof(5, 0, 2))
             elif payload[:1] == b"\x03":
                 conn.sendall(N.mysql_ok(1))
 

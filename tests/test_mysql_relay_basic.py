@@ -451,3 +451,36 @@ def test_monitor_mode_forwards_and_audits(mariadb_server):
         assert rec[0]["verdict"] == "ALLOWED" and rec[0]["would_verdict"] == "BLOCKED"
     finally:
         p.stop()
+
+
+def test_backstop_catches_an_engine_miss(mariadb_server, db):
+    """Simulate an engine bug that lets `SET SESSION TRANSACTION READ WRITE` through: the
+    proxy's read-only check after every allowed session statement sees the session is no
+    longer read-only, kills it (ERR + alert), and the following write never runs."""
+    import pymysql
+    p = start_proxy(mariadb_server, db)
+    try:
+        real = p.app.engine(BACKEND)
+
+        class LeakyEngine:
+            def classify(self, sql):
+                v = real.classify(sql)
+                if "READ WRITE" in sql.upper():
+                    import dataclasses
+                    return dataclasses.replace(real.classify("SET autocommit = 1"), verdict="allow")
+                return v
+        p.app._engines[BACKEND] = LeakyEngine()
+        before = mariadb_server.checksum(db)
+        c = connect(p, db)
+        cur = c.cursor()
+        cur.execute("SET SESSION TRANSACTION READ WRITE")          # the leak
+        with pytest.raises(pymysql.err.MySQLError) as ei:
+            cur.execute("SELECT 1")                                  # answered with the reason
+        assert "no longer read-only" in str(ei.value)
+        with pytest.raises(pymysql.err.MySQLError):
+            cur.execute("DELETE FROM users")
+        c.close()
+        assert mariadb_server.checksum(db) == before
+        assert p.wait_for(lambda: p.events("alert", rule="mysql_read_only_lost"))
+    finally:
+        p.stop()

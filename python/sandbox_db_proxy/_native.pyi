@@ -65,4 +65,62 @@ def tokenize(sql: str, dialect: str) -> list[tuple[str, str, int, int]]:
 # (filled in by the PostgreSQL relay work)
 
 # --- mysqlwire (rust/python/src/mysqlwire.rs) ------------------------------------------
-# (filled in by the MySQL relay work)
+MYSQL_MAX_FRAME_PAYLOAD: int          # 0xffffff: a frame this long continues in the next one
+MYSQL_CLIENT_LOCAL_FILES: int
+
+class MysqlPacketDecoder:
+    """3-byte length + sequence id framing; reassembles 16 MB multi-frame payloads; the size
+    limit is enforced from the headers. Raises FrameError / TooLargeError (then stays failed)."""
+    def __init__(self, max_payload: int = 64 * 1024 * 1024) -> None: ...
+    def feed(self, data: bytes) -> list[tuple[int, bytes, int]]:
+        """Complete packets of this chunk: (first sequence id, payload, next sequence id)."""
+    def take_raw(self) -> bytes:
+        """Raw bytes buffered after the last complete packet (e.g. a TLS ClientHello)."""
+    def set_max_payload(self, max_payload: int) -> None: ...
+    @property
+    def buffered(self) -> int: ...
+    @property
+    def idle(self) -> bool: ...
+
+class MysqlResponseScanner:
+    """Walks server responses without copying rows. expect(kind, seq) after forwarding a
+    command (kind: 0 query, 1 prepare, 2 execute, 3 fetch, 4 field list, 5 simple OK/ERR/EOF,
+    6 statistics; seq: the response's first sequence id). feed(chunk) returns
+      None                          the response goes on: forward the whole chunk
+      (0, hold_from, None)          forward chunk[:hold_from] only; hold the rest (maybe LOCAL INFILE)
+      (1, end, summary)             the response ends at chunk[end]; the scanner is idle again
+      (2, start, (seq, filename))   a LOCAL INFILE request starts at chunk[start]
+    summary = (kind 0 OK / 1 ERR / 2 result set / 3 prepared / 4 text, affected_rows,
+               last_insert_id, status, warnings, rows, result_sets, err_code, sqlstate,
+               err_message: bytes, stmt_id, num_params, num_columns)"""
+    def __init__(self, deprecate_eof: bool = True) -> None: ...
+    def set_deprecate_eof(self, on: bool) -> None: ...
+    def expect(self, kind: int, seq: int) -> None: ...
+    def feed(self, data: bytes) -> tuple[int, int, object] | None: ...
+    def reset(self) -> None: ...
+    @property
+    def idle(self) -> bool: ...
+
+def mysql_frame(payload: bytes, seq: int) -> bytes: ...
+def mysql_err(seq: int, code: int, sqlstate: str, message: str) -> bytes: ...
+def mysql_ok(seq: int, affected_rows: int = 0, last_insert_id: int = 0, status: int = 2, warnings: int = 0,
+             info: bytes = b"", eof_header: bool = False) -> bytes: ...
+def mysql_eof(seq: int, warnings: int, status: int) -> bytes: ...
+def mysql_handshake(server_version: bytes, connection_id: int, scramble: bytes, capabilities: int, charset: int,
+                    status: int, auth_plugin: bytes) -> bytes: ...
+def mysql_parse_handshake(payload: bytes) -> dict:
+    """HandshakeV10: protocol_version, server_version, connection_id, scramble, capabilities,
+    charset, status, auth_plugin, mariadb_caps."""
+def mysql_parse_handshake_response(payload: bytes) -> dict:
+    """HandshakeResponse41 / SSLRequest: capabilities, max_packet, charset, ssl_request,
+    username, auth_response, database, auth_plugin, attributes."""
+def mysql_handshake_response(seq: int, capabilities: int, max_packet: int, charset: int, username: bytes,
+                             auth_response: bytes, database: bytes | None, auth_plugin: bytes,
+                             attributes: list[tuple[bytes, bytes]] = ...) -> bytes: ...
+def mysql_ssl_request(seq: int, capabilities: int, max_packet: int, charset: int) -> bytes: ...
+def mysql_auth_switch(seq: int, plugin: bytes, data: bytes) -> bytes: ...
+def mysql_parse_auth_switch(payload: bytes) -> tuple[bytes, bytes]: ...
+def mysql_parse_ok(payload: bytes) -> tuple[int, int, int, int]:
+    """(affected_rows, last_insert_id, status, warnings)"""
+def mysql_parse_err(payload: bytes) -> tuple[int, str, bytes]:
+    """(code, sqlstate, message)"""

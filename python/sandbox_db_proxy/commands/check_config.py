@@ -51,7 +51,7 @@ def effective(config) -> dict:
 
 
 def summary(config) -> str:
-    from sandbox_db_proxy.server.app import RELAYS
+    from sandbox_db_proxy.server.app import RELAYS, config_warnings
 
     env = config.env_overrides
 
@@ -99,4 +99,8 @@ def summary(config) -> str:
     out.append(f"  store: {ss.store}")
     if env:
         out.append("from the environment: " + ", ".join(f"{k} <- ${v}" for k, v in sorted(env.items())))
+    warnings = config_warnings(config)
+    if warnings:
+        out.append("warnings:")
+        out.extend(f"  - {w}" for w in warnings)
     return "\n".join(out)

@@ -17,9 +17,11 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
+import time
 import warnings
 
 HELP = "run the proxy in front of an embedded PostgreSQL with a sample schema and show it blocking writes"
@@ -67,7 +69,34 @@ def _pick_port(host: str, wanted: int | None, default: int) -> int:
     return default if _port_free(host, default) else 0
 
 
-def _start_pg(data_dir: str | None):
+def _make_data_dir(data_dir: str | None) -> tuple[str, bool]:
+    """(directory, is_temporary)."""
+    if data_dir is None:
+        # Short path: the unix socket path must fit in sockaddr_un (107 bytes).
+        return tempfile.mkdtemp(prefix="sdp-demo-", dir="/tmp"), True
+    os.makedirs(data_dir, exist_ok=True)
+    return data_dir, False
+
+
+def _stop_postmaster(data_dir: str) -> None:
+    """Fast-shutdown a postmaster we started whose handle we never got (interrupted while
+    pgserver was starting it): postmaster.pid's first line is its pid (PostgreSQL docs,
+    "Database File Layout"); SIGINT = fast shutdown ("Shutting Down the Server")."""
+    try:
+        with open(os.path.join(data_dir, "postmaster.pid")) as f:
+            pid = int(f.readline().strip())
+        os.kill(pid, signal.SIGINT)
+    except (OSError, ValueError):
+        return
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return
+        time.sleep(0.05)
+
+
+def _start_pg(data_dir: str, temporary: bool):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset in containers
@@ -75,21 +104,14 @@ def _start_pg(data_dir: str | None):
     except ImportError:
         raise SystemExit("the demo needs the embedded PostgreSQL: pip install 'sandbox-db-proxy[demo]' "
                          "(package pgserver)") from None
-    if data_dir is None:
-        # Short path: the unix socket path must fit in sockaddr_un (107 bytes).
-        data_dir = tempfile.mkdtemp(prefix="sdp-demo-", dir="/tmp")
-        cleanup = "delete"
-    else:
-        os.makedirs(data_dir, exist_ok=True)
-        cleanup = "stop"
+    cleanup = "delete" if temporary else "stop"
     if os.geteuid() == 0:
         # pgserver runs postgres as its own `pgserver` user when started as root; it must be
         # able to enter the (root-owned, 0700) temporary directory.
         os.chmod(data_dir, 0o755)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset in containers
-        srv = pgserver.get_server(data_dir, cleanup_mode=cleanup)
-    return srv, data_dir
+        return pgserver.get_server(data_dir, cleanup_mode=cleanup)
 
 
 def _load_schema(srv) -> None:
@@ -152,9 +174,14 @@ def run_demo(host: str = "127.0.0.1", port: int | None = None, admin_port: int |
     from sandbox_db_proxy.demo.schema import CHECKSUM_SQL, DATABASE
 
     out = sys.stdout
+    # Until the proxy's own handlers are installed, SIGTERM (docker stop) must still unwind
+    # through the `finally` below, or the embedded PostgreSQL would outlive us.
+    signal.signal(signal.SIGTERM, _interrupt)
     print("sandbox-db-proxy demo: starting an embedded PostgreSQL ...", file=out, flush=True)
-    srv, data_dir = _start_pg(data_dir)
+    srv = None
+    data_dir, temporary = _make_data_dir(data_dir)
     try:
+        srv = _start_pg(data_dir, temporary)
         _load_schema(srv)
         info = srv.get_postmaster_info()
         version = _psql_db(srv, DATABASE, "SHOW server_version;")
@@ -199,13 +226,21 @@ def run_demo(host: str = "127.0.0.1", port: int | None = None, admin_port: int |
             return uvloop.run(main())
         except KeyboardInterrupt:
             return 0
+    except KeyboardInterrupt:
+        return 130  # interrupted while starting
     finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with contextlib.suppress(Exception):
-                srv.cleanup()
-        if data_dir and data_dir.startswith("/tmp/sdp-demo-"):
+        if srv is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with contextlib.suppress(Exception):
+                    srv.cleanup()
+        if temporary:
+            _stop_postmaster(data_dir)
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _run_checks(host: str, port: int, srv):

@@ -106,40 +106,33 @@ class _Walker:
     def walk(self, root) -> None:
         """Iterative walk of a read statement; raises _Block at the first blocking construct."""
         stack = [root]
-        pop, push, extend = stack.pop, stack.append, stack.extend
-        read_nodes = READ_NODES
+        pop, extend = stack.pop, stack.extend
+        read_nodes, leaves, special = READ_NODES, _LEAVES, _SPECIAL
         while stack:
             item = pop()
-            if isinstance(item, list):
+            kind = type(item)
+            if kind is list:
                 extend(item)
                 continue
-            if not isinstance(item, dict):
+            if kind is not dict:
                 continue
             if len(item) == 1:
-                (key, fields), = item.items()
-                if key[:1].isupper() and isinstance(fields, dict):
+                for key, fields in item.items():
+                    pass
+                if type(fields) is dict and "A" <= key[0] <= "Z":
+                    if key in leaves:            # literals, column names: nothing inside
+                        continue
                     if key not in read_nodes:
                         self._not_read(key, fields)
-                    if key == "FuncCall":
-                        self._func(fields)
-                    elif key == "SelectStmt":
-                        self._select(fields)
-                    elif key == "A_Expr":
-                        self._operator(fields)
-                    elif key == "RangeVar":
-                        self._relation(fields)
-                    elif key == "RangeTableSample":
-                        self._tablesample(fields)
-                    elif key == "TypeName":
-                        self._type(fields)
-                    tn = fields.get("typeName")
-                    if isinstance(tn, dict):
-                        self._type(tn)
+                    check = special.get(key)
+                    if check is not None:
+                        check(self, fields)
+                    if "typeName" in fields:
+                        self._type(fields["typeName"])
                     extend(fields.values())
                     continue
-            tn = item.get("typeName")
-            if isinstance(tn, dict):
-                self._type(tn)
+            if "typeName" in item:
+                self._type(item["typeName"])
             extend(item.values())
         if self.sensitive_reason is not None:
             raise _Block("sensitive_show", ADMIN, self.sensitive_reason)
@@ -208,7 +201,9 @@ class _Walker:
             raise _Block("unknown_function", FUNCTION, reasons.unknown_function(
                 op, "a user-defined operator runs a user-defined function"))
 
-    def _type(self, fields: dict) -> None:
+    def _type(self, fields) -> None:
+        if not isinstance(fields, dict):
+            return
         parts = [p.lower() for p in _name(fields.get("names"))]
         if not parts:
             return
@@ -234,6 +229,14 @@ class _Walker:
             raise _Block("unknown_function", FUNCTION, reasons.unknown_function(
                 f"TABLESAMPLE {shown}", "not a built-in sampling method"))
 
+
+# Nodes with nothing below them that matters (literal values, column names): not descended.
+_LEAVES = frozenset({"A_Const", "ColumnRef", "String", "Integer", "Float", "Boolean", "BitString",
+                     "A_Star", "ParamRef", "SQLValueFunction"})
+# Node types with their own check (besides being on READ_NODES).
+_SPECIAL = {"FuncCall": _Walker._func, "SelectStmt": _Walker._select, "A_Expr": _Walker._operator,
+            "RangeVar": _Walker._relation, "RangeTableSample": _Walker._tablesample,
+            "TypeName": _Walker._type}
 
 # --------------------------------------------------------------------------------------------
 # Session settings (SET / RESET / SHOW)

@@ -181,6 +181,20 @@ def _name_of(node: exp.Expression) -> str:
     return node.sql() if isinstance(node, exp.Expression) else str(node)
 
 
+# transaction_isolation values that do not make reads lock (MySQL numbers them 0..3; 3 is
+# SERIALIZABLE, which turns plain SELECTs into locking reads when autocommit is off).
+_MYSQL_SAFE_ISOLATION = frozenset({"read-uncommitted", "read-committed", "repeatable-read",
+                                   "0", "1", "2", "default"})
+
+
+def _is_constant(node) -> bool:
+    """A literal, keyword value (ON, DEFAULT, utf8mb4), boolean, NULL or a negative number."""
+    if isinstance(node, exp.Neg):
+        node = node.this
+    return isinstance(node, (exp.Literal, exp.Var, exp.Boolean, exp.Null, exp.Identifier,
+                             exp.Column)) and not (isinstance(node, exp.Column) and node.table)
+
+
 def _value_text(node) -> str:
     if isinstance(node, exp.Literal):
         return str(node.this).lower()
@@ -467,10 +481,17 @@ class SqlglotChecker:
         if name not in allowed:
             return StmtResult(verbs, SESSION, "session_setting", reasons.session_setting(
                 f"SET {name}", _SET_WHY.get(name, "")), True)
+        if not _is_constant(value):
+            # SET x = CONCAT('SERIAL', 'IZABLE'), = @var, = 2 + 1: a computed value defeats every
+            # value check below, and drivers only ever send constants.
+            return StmtResult(verbs, SESSION, "session_setting", reasons.session_setting(
+                f"SET {name} = <expression>", "only constant values may be assigned to server "
+                "variables"), False)
         val = _value_text(value)
-        if name in ("transaction_isolation", "tx_isolation") and "serializable" in val.replace("-", ""):
+        if name in ("transaction_isolation", "tx_isolation") and \
+                val.replace(" ", "-") not in _MYSQL_SAFE_ISOLATION:
             return StmtResult(verbs, TRANSACTION, "row_lock",
-                              reasons.locking_isolation("SERIALIZABLE", "InnoDB"), False)
+                              reasons.locking_isolation(val.upper() or "SERIALIZABLE", "InnoDB"), False)
         if name in ("transaction_read_only", "tx_read_only") and val not in _TRUE_WORDS:
             return StmtResult(verbs, TRANSACTION, "transaction_mode",
                               reasons.transaction_mode(f"SET {name} = {val or '?'}"), False)

@@ -4,10 +4,13 @@
 Flow of `Engine.classify(sql)`:
 1. exact-text LRU: a dict hit returns the stored Verdict object (path "cache");
 2. `_native.fast_check`: ALLOW / BLOCK when the Rust lexer is certain (blocked_commands still
-   apply to its verbs), DEFER otherwise;
-3. fingerprint LRU (only for DEFERred text): verdicts stored there provably do not depend on
-   literal values (see `_fingerprint_cacheable`);
+   apply to its verbs), DEFER otherwise. A fast ALLOW goes to the deep check anyway when the
+   text touches what the fast path does not know (block_sensitive_show lists, a catalogue's
+   shadowing functions, PostgreSQL casts to non-built-in types: `_needs_deep`);
+3. fingerprint LRU, consulted after a fast ALLOW or DEFER (never against a fast BLOCK): verdicts
+   stored there provably do not depend on literal values (see `_fingerprint_cacheable`);
 4. deep check on a real grammar (deep_postgres / deep_sqlglot) with the function policy.
+Not thread-safe beyond the GIL's atomic dict operations: relays call it from one event loop.
 Any failure inside the checks blocks (fail closed); nothing here relies on the backend's own
 read-only transaction.
 """
@@ -152,6 +155,8 @@ class Engine:
         if verdict is not None:
             exact.move_to_end(sql)
             self.stats.cache_hits += 1
+            if verdict.path != "cache":          # stored as decided; relabelled on first reuse
+                verdict = exact[sql] = verdict.with_path("cache")
             return verdict
 
         try:
@@ -165,9 +170,8 @@ class Engine:
             # Same shape as a read already allowed, literals aside (see _fingerprint_cacheable).
             # Looked up only after the fast path said ALLOW: a fingerprint hit must never
             # overturn a fast BLOCK (e.g. ambiguous_quoting depends on the literals' content).
-            verdict = self._fp.get(fingerprint)
+            verdict = self._fp_hit(fingerprint)
             if verdict is not None:
-                self.stats.cache_hits += 1
                 self._remember(sql, verdict)
                 return verdict
         verbs = tuple(verbs)
@@ -179,7 +183,9 @@ class Engine:
             verdict = self._blocked_command(stmts, "fast") or Verdict(
                 ALLOW, "read_only", reason or "read-only statement", READ, stmts, "fast")
             if fingerprint is not None and self._fingerprint_cacheable(sql, verdict):
-                self._fp.put(fingerprint, verdict.with_path("cache"))
+                self._fp.put(fingerprint, verdict)
+            self._remember(sql, verdict)
+            return verdict
         elif decision == self._fast_block:
             self.stats.fast_block += 1
             klass = klass or UNKNOWN
@@ -187,20 +193,32 @@ class Engine:
                               _fast_statements(verbs), "fast")
         else:
             if fingerprint is not None:
-                verdict = self._fp.get(fingerprint)
+                verdict = self._fp_hit(fingerprint)
                 if verdict is not None:
-                    self.stats.cache_hits += 1
                     self._remember(sql, verdict)
                     return verdict
             verdict, fp_ok = self._deep(sql, verbs)
             if fp_ok and fingerprint is not None and self._fingerprint_cacheable(sql, verdict):
-                self._fp.put(fingerprint, verdict.with_path("cache"))
+                self._fp.put(fingerprint, verdict)
         self._remember(sql, verdict)
         return verdict
 
+    def _fp_hit(self, fingerprint: str) -> Verdict | None:
+        fp = self._fp.data
+        verdict = fp.get(fingerprint)
+        if verdict is None:
+            return None
+        fp.move_to_end(fingerprint)
+        self.stats.cache_hits += 1
+        if verdict.path != "cache":
+            verdict = fp[fingerprint] = verdict.with_path("cache")
+        return verdict
+
     def _remember(self, sql: str, verdict: Verdict) -> None:
+        """Exact-text cache. The verdict is stored as decided (path fast/deep) and relabelled
+        "cache" on its first reuse, so text seen only once costs no second Verdict object."""
         if len(sql) <= MAX_CACHED_TEXT:
-            self._exact.put(sql, verdict.with_path("cache"))
+            self._exact.put(sql, verdict)
 
     def _fingerprint_cacheable(self, sql: str, verdict: Verdict) -> bool:
         """May this verdict be reused for every text with the same fingerprint?
@@ -311,8 +329,16 @@ def _pg_user_cast(sql: str, low: str | None = None) -> bool:
     return ("cast" in low and _has_word(low, "cast")) or ("treat" in low and _has_word(low, "treat"))
 
 
+_FAST_STATEMENTS: dict[tuple[str, ...], tuple[Statement, ...]] = {}
+
+
 def _fast_statements(verbs: tuple[str, ...]) -> tuple[Statement, ...]:
-    return tuple(Statement((v,) if v else (), _VERB_CLASS.get(v, UNKNOWN)) for v in verbs)
+    stmts = _FAST_STATEMENTS.get(verbs)
+    if stmts is None:
+        stmts = tuple(Statement((v,) if v else (), _VERB_CLASS.get(v, UNKNOWN)) for v in verbs)
+        if len(_FAST_STATEMENTS) < 1024:        # verb combinations are few; stay bounded anyway
+            _FAST_STATEMENTS[verbs] = stmts
+    return stmts
 
 
 def _allow_reason(klass: str) -> str:

@@ -158,7 +158,8 @@ class MySQLSession(LoginPhase):
         self.after = None             # callback(info) after the current response
         self.internal = False
         self.infile: tuple | None = None
-        self._setup_queue: list[str] = []
+        self._setup_queue: list = []
+        self._setup_check = None
         self._setup_done = None
         self._setup_status = 0
 
@@ -593,7 +594,9 @@ class MySQLSession(LoginPhase):
 
     def _refuse_infile(self, data: bytes, off: int, info: tuple) -> None:
         seq, filename = info
-        chunk = self.held + data[:off]
+        # Held bytes are the start of the request itself when it starts at offset 0;
+        # otherwise they belong to an earlier packet that completed in this chunk.
+        chunk = (self.held + data[:off]) if off else b""
         self.held = b""
         if chunk and self.forward:
             self.started = True
@@ -644,6 +647,8 @@ class MySQLSession(LoginPhase):
             self._audit_allowed(sql, verdict, message, rows, dt)
             self.bm.statement("allowed", verdict.klass)
             self.bm.query_seconds.observe(dt)
+            if verdict.klass == "session" and not self.app.config.monitor_mode:
+                self._verify_read_only()
             return
         if kind == C.END_ERR:
             code = info[C.S_ERR_CODE]
@@ -690,26 +695,33 @@ class MySQLSession(LoginPhase):
         audit.emit(rec)
 
     # ------------------------------------------------------------------ internal statements
-    def _run_setup(self, statements: list[str], done) -> None:
+    # The proxy's own statements on the backend session (the backstop SETs, the read-only
+    # check). Their responses are never forwarded; client packets wait in `pending`.
+    def _run_setup(self, statements: list, done) -> None:
+        """statements: SQL strings, or (sql, check) where check(response bytes) returns an
+        error string (None = fine)."""
         self._setup_queue = list(statements)
         self._setup_done = done
         self._setup_status = C.SERVER_STATUS_AUTOCOMMIT
         self.forward = False      # internal responses are the proxy's own: never forwarded
-        self.capture = None
         self._setup_next()
 
     def _setup_next(self) -> None:
         if not self._setup_queue:
             self.internal = False
             self.forward = True
+            self.capture = None
             done, self._setup_done = self._setup_done, None
             if done is not None:
                 done(self._setup_status)
             if self.pending and not self.busy and self.phase == P_COMMAND:
                 self._drain_pending()
             return
-        sql = self._setup_queue.pop(0)
+        item = self._setup_queue.pop(0)
+        sql, check = item if isinstance(item, tuple) else (item, None)
         self.internal = True
+        self.capture = []
+        self._setup_check = check
         self.scan.expect(_R_QUERY, 1)
         self.resp_seq = 1
         self.busy = True
@@ -719,15 +731,22 @@ class MySQLSession(LoginPhase):
     def _setup_response(self, info: tuple) -> None:
         sql = self.cur[0] if self.cur else "?"
         self.cur = None
+        problem = None
         if info[C.S_KIND] == C.END_ERR:
             msg = info[C.S_ERR_MSG].decode("utf-8", "replace")
-            reason = f"could not harden the database session ({sql!r} failed: {info[C.S_ERR_CODE]} {msg})"
+            problem = f"{sql!r} failed: {info[C.S_ERR_CODE]} {msg}"
+        elif self._setup_check is not None:
+            problem = self._setup_check(b"".join(self.capture or ()))
+        if problem is not None:
+            reason = f"could not keep the database session read-only ({problem})"
             self.internal = False
             self.bm.backend_error()
             if self.phase == P_COMMAND:
-                self.app.audit.event(self.ctx, "alert", reason=reason)
-                self.io.write_client(N.mysql_err(self.resp_seq & 0xFF, *C.ER_UNKNOWN_ERROR,
-                                                 f"sandbox-db-proxy: {reason}"))
+                # The client's last answer is already out; this ERR answers its next command
+                # (sequence id 1), so it learns why the connection ends.
+                self.app.audit.event(self.ctx, "alert", rule="mysql_read_only_lost", reason=reason)
+                self.io.write_client(N.mysql_err(1, *C.ER_UNKNOWN_ERROR,
+                                                 f"sandbox-db-proxy closed the connection: {reason}"))
                 self._close(reason)
             else:
                 self._fail_backend_login(reason)
@@ -735,6 +754,34 @@ class MySQLSession(LoginPhase):
         self._setup_status = info[C.S_STATUS]
         self._setup_next()
 
+    def _read_only_check(self) -> tuple:
+        """The backstop check: the session variable the server itself reports (MariaDB
+        `tx_read_only`; MySQL 8 removed it in favour of `transaction_read_only`)."""
+        var = "tx_read_only" if self.flavor == "mariadb" else "transaction_read_only"
+        return (f"SELECT @@session.{var}", _expect_single_value_one)
+
+    def _verify_read_only(self) -> None:
+        """After a session-changing statement the engine allowed: make sure the session is
+        still read-only (engine backstop, ARCHITECTURE.md guard 3); if not, kill it."""
+        self._run_setup([self._read_only_check()], None)
+
+
+def _expect_single_value_one(raw: bytes) -> str | None:
+    """Check a one-row, one-column text result whose value must be 1."""
+    try:
+        dec = N.MysqlPacketDecoder(1 << 20)
+        packets = [p for _s, p, _n in dec.feed(raw)]
+    except N.NativeError as exc:
+        return f"unreadable check result: {exc}"
+    rows = [p for p in packets[1:] if p[:1] not in (b"\xfe", b"\xff") and not p.startswith(b"\x03def")]
+    if len(rows) != 1:
+        return "the read-only check returned no row"
+    row = rows[0]
+    n = row[0] if row else 0
+    value = row[1:1 + n] if n < 251 else b""
+    if value != b"1":
+        return f"the database reports the session is no longer read-only (value {value!r})"
+    return None
 
 _DISPATCH = {
     C.COM_STMT_PREPARE: MySQLSession._com_prepare,

@@ -288,7 +288,7 @@ class LoginPhase:
     def _setup_statements(self) -> list[str]:
         """The engine backstop (ARCHITECTURE.md guard 3). Monitor mode forwards would-be
         blocks on purpose, so it does not make the session read-only either."""
-        out = []
+        out: list = []
         if not self.app.config.monitor_mode:
             out.append("SET SESSION TRANSACTION READ ONLY")
         ms = self.app.config.statement_timeout_ms(self.backend)
@@ -297,6 +297,8 @@ class LoginPhase:
                 out.append(f"SET SESSION max_statement_time = {ms / 1000:.3f}")
             else:
                 out.append(f"SET SESSION max_execution_time = {int(ms)}")
+        if not self.app.config.monitor_mode:
+            out.append(self._read_only_check())   # trust, but verify: the server must say so
         return out
 
     def _backend_ready(self, status: int) -> None:

@@ -170,15 +170,6 @@ class ProxyApp:
         catalog = getattr(old, "catalog", None) if old is not None else None
         if catalog is not None:
             kwargs["catalog"] = catalog
-        try:
-            params = inspect.signature(Engine).parameters
-            if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-                dropped = [k for k in kwargs if k not in params]
-                for k in dropped:
-                    log.debug("Engine does not take %s yet; using its default", k)
-                    kwargs.pop(k)
-        except (TypeError, ValueError):
-            pass
         return Engine(**kwargs)
 
     def limiter(self, backend_name: str) -> ConnectionLimiter:
@@ -316,6 +307,8 @@ class ProxyApp:
         cfg = self.config
         if cfg.monitor_mode:
             log.warning(MONITOR_WARNING)
+        for w in config_warnings(cfg):
+            log.warning("%s", w)
         self.audit.check_writable()
         self.audit.start()
         from sandbox_db_proxy.server import admin
@@ -379,6 +372,9 @@ class ProxyApp:
         path = self.config_path
         if path is None:
             log.error("reload requested but the config was not loaded from a file; ignored")
+            return False
+        if self.draining:
+            log.warning("reload requested while shutting down; ignored")
             return False
         try:
             new = load_config(path, env=self.env)
@@ -555,6 +551,38 @@ class ProxyApp:
             await self._stopped.wait()
         finally:
             self.remove_signal_handlers()
+
+
+def config_warnings(config: Config) -> list[str]:
+    """Valid but risky settings, said at startup and by check-config (never fatal)."""
+    from sandbox_db_proxy.server.net import parse_hostport
+
+    out = []
+    if config.monitor_mode:
+        out.append("security.enforce_read_only is false: MONITOR MODE, writes are forwarded")
+    for b in config.backends:
+        if b.type not in RELAYS:
+            out.append(f"backends: {b.name!r} has type {b.type!r}, which has no relay yet: it will not be served")
+        elif b.backend_tls.mode in ("disable", "prefer") and not b.is_unix_socket and \
+                b.address not in ("127.0.0.1", "::1", "localhost"):
+            out.append(f"backends: {b.name!r}: backend_tls.mode is {b.backend_tls.mode!r}: queries and results "
+                       "may cross the network unencrypted and the server is not authenticated "
+                       "(use verify-full with ca_file)")
+    host, _ = parse_hostport(config.admin.listen)
+    if host not in ("127.0.0.1", "::1", "localhost") and config.admin.token is None:
+        out.append(f"admin.listen is {config.admin.listen} (not loopback) and admin.token is not set: "
+                   "the session API stays disabled; /metrics and the probes are reachable from the network")
+    if not config.security.audit_enabled:
+        out.append("security.audit_enabled is false: no audit records are written (BLOCKED-DB-WRITE lines "
+                   "still go to stderr)")
+    audit_dir = os.path.dirname(os.path.abspath(config.audit.path))
+    probe = audit_dir
+    while probe and not os.path.exists(probe):
+        probe = os.path.dirname(probe) if os.path.dirname(probe) != probe else ""
+    if config.security.audit_enabled and probe and not os.access(probe, os.W_OK):
+        out.append(f"audit.path: {audit_dir} is not writable by this user"
+                   + (" (audit.fail_closed: statements will be refused)" if config.audit.fail_closed else ""))
+    return out
 
 
 def _sockname(sock) -> str:

@@ -141,6 +141,7 @@ fn mysql_err<'py>(py: Python<'py>, seq: u8, code: u16, sqlstate: &str, message: 
 
 #[pyfunction]
 #[pyo3(signature = (seq, affected_rows = 0, last_insert_id = 0, status = 2, warnings = 0, info = b"".as_slice(), eof_header = false))]
+#[allow(clippy::too_many_arguments)]
 fn mysql_ok<'py>(py: Python<'py>, seq: u8, affected_rows: u64, last_insert_id: u64, status: u16, warnings: u16, info: &[u8], eof_header: bool) -> Bound<'py, PyBytes> {
     PyBytes::new(py, &packets::ok_packet(seq, affected_rows, last_insert_id, status, warnings, info, eof_header))
 }

@@ -118,11 +118,25 @@ impl PacketDecoder {
         }
     }
 
-    /// Parse as many frames as `input` holds; returns bytes consumed.
+    /// Parse as many frames as `input` holds; returns bytes consumed. An error after some
+    /// complete packets is deferred: those packets are returned and the offending bytes stay
+    /// buffered, so the next `feed` reports it (and `take_raw` can still hand them over,
+    /// e.g. a TLS ClientHello right behind an SSLRequest, whose record header read as a
+    /// MySQL header claims 66 KB or more).
     fn parse(&mut self, input: &[u8], out: &mut Vec<Packet>) -> Result<usize> {
         let mut pos = 0usize;
+        match self.parse_from(input, out, &mut pos) {
+            Ok(()) => Ok(pos),
+            Err(_) if !out.is_empty() => Ok(pos),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn parse_from(&mut self, input: &[u8], out: &mut Vec<Packet>, pos_out: &mut usize) -> Result<()> {
+        let mut pos = *pos_out;
         loop {
-            let Some(hdr) = input.get(pos..pos + 4) else { return Ok(pos) };
+            *pos_out = pos;
+            let Some(hdr) = input.get(pos..pos + 4) else { return Ok(()) };
             let len = usize::from(hdr[0]) | usize::from(hdr[1]) << 8 | usize::from(hdr[2]) << 16;
             let seq = hdr[3];
             // Size and sequence checks from the header alone, before buffering the payload.
@@ -144,8 +158,9 @@ impl PacketDecoder {
                 return Err(Error::TooLarge { size: total, limit: self.max_payload });
             }
             let body_end = pos + 4 + len;
-            let Some(body) = input.get(pos + 4..body_end) else { return Ok(pos) };
+            let Some(body) = input.get(pos + 4..body_end) else { return Ok(()) };
             pos = body_end;
+            *pos_out = pos;
             let state = std::mem::replace(&mut self.state, State::Ready);
             match state {
                 State::Ready => {
@@ -304,6 +319,10 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(d.take_raw().unwrap(), b"\x16\x03\x01tls");
         assert!(d.is_idle());
+        // without take_raw, the oversized "header" is reported by the next feed
+        let mut d = PacketDecoder::new(1000);
+        assert_eq!(packets(d.feed(&b).unwrap()).len(), 1);
+        assert!(matches!(d.feed(b""), Err(Error::TooLarge { .. })));
     }
 
     #[test]

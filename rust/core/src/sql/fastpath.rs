@@ -296,6 +296,7 @@ fn plain_select(src: &str, d: Dialect, stmt: &[Token], rows: &[u16]) -> bool {
     // paren depths of open CAST( / TRY_CAST( calls: their AS must name a built-in type
     let mut cast_depths: Vec<i32> = Vec::new();
     let mut prev: Option<&Token> = None;
+    let mut prev2: Option<&Token> = None;
     for (i, t) in stmt.iter().enumerate() {
         if t.kind == TokenKind::Comment {
             continue;
@@ -321,21 +322,29 @@ fn plain_select(src: &str, d: Dialect, stmt: &[Token], rows: &[u16]) -> bool {
                 if next_paren && (eq_kw(text, "CAST") || eq_kw(text, "TRY_CAST")) {
                     cast_depths.push(depth + 1);
                 }
-                if next_paren && d == Dialect::TSql && (eq_kw(text, "CONVERT") || eq_kw(text, "TRY_CONVERT")) {
+                if next_paren
+                    && d == Dialect::TSql
+                    && (eq_kw(text, "CONVERT") || eq_kw(text, "TRY_CONVERT"))
+                {
                     // T-SQL CONVERT(type, expr): the first argument is the target type
                     let arg = next_code_at(stmt, i).and_then(|(paren, _)| next_code(stmt, paren));
                     if !builtin_type_token(src, d, arg) {
                         return false;
                     }
                 }
-                if eq_kw(text, "AS") && cast_depths.last() == Some(&depth) && !builtin_type_token(src, d, next) {
+                if eq_kw(text, "AS")
+                    && cast_depths.last() == Some(&depth)
+                    && !builtin_type_token(src, d, next)
+                {
                     return false;
                 }
                 if d == Dialect::Postgres
                     && next.is_some_and(|n| n.kind == TokenKind::String)
                     && f & keywords::RES_PG == 0
                     && !is_builtin_type(text, d)
-                    && !["BETWEEN", "AT", "ZONE", "ESCAPE"].iter().any(|k| eq_kw(text, k))
+                    && !["BETWEEN", "AT", "ZONE", "ESCAPE", "BY"]
+                        .iter()
+                        .any(|k| eq_kw(text, k))
                 {
                     // PostgreSQL typed literal `typename 'text'`: a user type or domain may
                     // run a function (domain CHECK, input function)
@@ -351,6 +360,7 @@ fn plain_select(src: &str, d: Dialect, stmt: &[Token], rows: &[u16]) -> bool {
                     }
                     if f & READ == 0 {
                         // pure function (possibly a risky word like REPLACE or IF): fine
+                        prev2 = prev;
                         prev = Some(t);
                         continue;
                     }
@@ -371,14 +381,14 @@ fn plain_select(src: &str, d: Dialect, stmt: &[Token], rows: &[u16]) -> bool {
                 } else if eq_kw(text, "SELECT") && prev.is_some() && depth == 0 {
                     // a second top-level SELECT must follow a set operator (T-SQL batches
                     // need no ';' between statements)
-                    let after_setop = prev.is_some_and(|p| {
-                        p.kind == TokenKind::Word && {
-                            let pt = p.text(src);
-                            ["UNION", "INTERSECT", "EXCEPT", "ALL", "DISTINCT"]
-                                .iter()
-                                .any(|k| eq_kw(pt, k))
-                        }
-                    });
+                    let is_word = |t: Option<&Token>, kws: &[&str]| {
+                        t.is_some_and(|t| {
+                            t.kind == TokenKind::Word && kws.iter().any(|k| eq_kw(t.text(src), k))
+                        })
+                    };
+                    const SETOPS: &[&str] = &["UNION", "INTERSECT", "EXCEPT"];
+                    let after_setop = is_word(prev, SETOPS)
+                        || (is_word(prev, &["ALL", "DISTINCT"]) && is_word(prev2, SETOPS));
                     if !after_setop {
                         return false;
                     }
@@ -388,6 +398,15 @@ fn plain_select(src: &str, d: Dialect, stmt: &[Token], rows: &[u16]) -> bool {
                 if prev.is_none() || next_paren {
                     // a quoted name called as a function ("pg_sleep"(1), `sleep`(1))
                     return false;
+                }
+                if d == Dialect::Postgres && t.kind == TokenKind::QuotedIdent {
+                    // U&"..." can spell any name with escapes; "type" 'text' is a typed
+                    // literal of a possibly user-defined type
+                    if text.starts_with(['U', 'u'])
+                        || next.is_some_and(|n| n.kind == TokenKind::String)
+                    {
+                        return false;
+                    }
                 }
             }
             TokenKind::Number | TokenKind::Param => {
@@ -436,6 +455,7 @@ fn plain_select(src: &str, d: Dialect, stmt: &[Token], rows: &[u16]) -> bool {
         if prev.is_none() && t.kind != TokenKind::Word {
             return false;
         }
+        prev2 = prev;
         prev = Some(t);
     }
     prev.is_some() && depth == 0 && case_depth == 0

@@ -153,14 +153,29 @@ fn row13_tsql_batches() {
         DEFER,
     );
     expect(TSql, "SELECT [x]]; DELETE] FROM t", ALLOW);
-    expect(TSql, "SELECT TOP 10 name, object_id FROM dbo.tables ORDER BY name", ALLOW);
+    expect(
+        TSql,
+        "SELECT TOP 10 name, object_id FROM dbo.tables ORDER BY name",
+        ALLOW,
+    );
     expect(TSql, "SELECT TOP 10 name FROM sys.tables", DEFER);
     expect(TSql, "SELECT name FROM [sys].[sql_logins]", DEFER);
-    expect(TSql, "SELECT CONVERT(int, a), CAST(b AS nvarchar(10)) FROM t", ALLOW);
+    expect(
+        TSql,
+        "SELECT CONVERT(int, a), CAST(b AS nvarchar(10)) FROM t",
+        ALLOW,
+    );
     expect(TSql, "SELECT CONVERT(dbo.MyClrType, a) FROM t", DEFER);
     expect(TSql, "SELECT CAST(a AS MyClrType) FROM t", DEFER);
     expect(TSql, "SELECT @@VERSION", ALLOW);
     expect(TSql, "SELECT a FROM t UNION ALL SELECT b FROM u", ALLOW);
+    expect(
+        TSql,
+        "SELECT a FROM t EXCEPT DISTINCT SELECT b FROM u",
+        ALLOW,
+    );
+    expect(TSql, "SELECT ALL SELECT 2", DEFER);
+    expect(TSql, "SELECT a FROM t WHERE b = ALL SELECT 2", DEFER);
     expect(TSql, "DENY SELECT ON t TO u", BLOCK);
 }
 
@@ -283,6 +298,8 @@ fn system_catalogs_and_user_types_defer() {
         "SELECT rank '5'",
         "SELECT '1'::\"char\"",
         "SELECT x::pg_catalog.int4 FROM t",
+        "SELECT \"ticket\" '42'",
+        "SELECT * FROM U&\"\\0070g_authid\"",
     ] {
         expect(Postgres, s, DEFER);
     }
@@ -308,10 +325,15 @@ fn system_catalogs_and_user_types_defer() {
         "SELECT a FROM t WHERE b BETWEEN 'a' AND 'z' AND c LIKE 'x%' ESCAPE '!'",
         "SELECT ts AT TIME ZONE 'UTC' FROM t",
         "SELECT CASE WHEN a THEN 'x' ELSE 'y' END FROM t",
+        "SELECT a FROM t ORDER BY 'x'",
     ] {
         expect(Postgres, s, ALLOW);
     }
-    expect(MySql, "SELECT CAST(a AS UNSIGNED), CAST(b AS CHAR(3)), _utf8mb4'x', a 'alias' FROM t", ALLOW);
+    expect(
+        MySql,
+        "SELECT CAST(a AS UNSIGNED), CAST(b AS CHAR(3)), _utf8mb4'x', a 'alias' FROM t",
+        ALLOW,
+    );
 }
 
 #[test]
@@ -420,7 +442,9 @@ fn ambiguous_quoting_opt_out() {
     assert_eq!(fast_check_with(pg, Postgres, false).decision, ALLOW);
     assert_eq!(fast_check_with(my, MySql, false).decision, ALLOW);
     // the fingerprint keeps ambiguous literals verbatim either way
-    let f = fast_check_with(my, MySql, false).fingerprint.unwrap_or_default();
+    let f = fast_check_with(my, MySql, false)
+        .fingerprint
+        .unwrap_or_default();
     assert!(f.contains("DELETE FROM orders"), "{f}");
 }
 
