@@ -91,8 +91,12 @@ def _time_per_call(fn, texts: list[str], seconds: float) -> tuple[float, int]:
         return float("nan"), 0
     calls = 0
     best = float("inf")
+    t0 = time.perf_counter()
+    for t in texts:                         # one warm-up pass sizes the timed passes
+        fn(t)
+    one_pass = max(time.perf_counter() - t0, 1e-6)
+    reps = max(1, int(0.02 / one_pass))     # ~20 ms per timed pass: many passes, take the best
     deadline = time.perf_counter() + seconds
-    reps = max(1, 200 // len(texts))        # short passes: a few hundred calls each
     while True:
         t0 = time.perf_counter()
         for _ in range(reps):

@@ -268,3 +268,22 @@ def test_ids_and_timestamps_are_cheap_and_unique():
     assert rfc3339_now().startswith(now[:10])
 
 
+
+
+def test_session_observer_sees_session_statements(tmp_path):
+    log = AuditLog(cfg(tmp_path, security="audit_enabled: false"))  # counted even without the file
+    seen = []
+    log.session_observer = seen.append
+    x = ctx()
+    log.statement(x, sql="SELECT 1", verdict="ALLOWED")            # static login: no session id
+    x.update(session_id="s-42")
+    log.statement(x, sql="DELETE FROM t", verdict="BLOCKED", rule="w", klass="write")
+
+    def boom(rec):
+        raise RuntimeError("observer bug")
+
+    log.session_observer = boom
+    rec = log.statement(x, sql="SELECT 2", verdict="ALLOWED")        # must not raise
+    assert [(r["session.id"], r["verdict"]) for r in seen] == [("s-42", "BLOCKED")]
+    assert rec["verdict"] == "ALLOWED"
+    log.close()

@@ -5,6 +5,7 @@ drain, logins, engine caching."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import itertools
 import textwrap
 
@@ -95,6 +96,7 @@ def config_file(tmp_path, extra_backends: str = "", security: str = "", limits: 
         audit: {{path: "{tmp_path}/audit.json", flush_interval_ms: 20 {audit}}}
         security: {{enforce_read_only: true {security}}}
         limits: {{drain_timeout_seconds: 5 {limits}}}
+        sessions: {{store: "{tmp_path}/sessions.db"}}
         """).format(extra_backends=extra_backends, tmp_path=tmp_path, audit=audit, security=security, limits=limits))
     return p
 
@@ -490,10 +492,10 @@ async def test_admin_setup_hook_adds_routes(tmp_path, relay):
         return web.json_response({"hi": True})
 
     app = ProxyApp(load_config(config_file(tmp_path), env={}), relays={"postgres": relay})
-    app.admin_setup_hooks.append(lambda web_app, proxy: web_app.router.add_get("/api/hello", hello_route))
+    app.admin_setup_hooks.append(lambda web_app, proxy: web_app.router.add_get("/hook/hello", hello_route))
     await app.start()
     try:
-        status, _, body = await get(app, "/api/hello")
+        status, _, body = await get(app, "/hook/hello")
         assert status == 200 and orjson.loads(body) == {"hi": True}
     finally:
         await app.drain(1)
@@ -542,3 +544,22 @@ async def test_reload_closes_connections_of_removed_agents(tmp_path, relay):
         assert c2.closed_with is None and c2 in app.connections
     finally:
         await app.drain(1)
+
+
+async def test_sessions_attached_on_start_and_detached_on_drain(tmp_path, relay):
+    """Issue 5's manager is started with the app: its login provider is consulted, its API is
+    mounted on the admin listener (token required), and drain stops it."""
+    if importlib.util.find_spec("sandbox_db_proxy.sessions.manager") is None:
+        pytest.skip("sessions not built yet")
+    app = await make_app(config_file(tmp_path), relay)
+    try:
+        assert app.sessions is not None
+        assert app.sessions.lookup_login in app.login_providers
+        assert (tmp_path / "sessions.db").exists()
+        status, _, _ = await get(app, "/api/sessions")
+        assert status == 401
+        status, _, _ = await get(app, "/api/sessions", headers={"Authorization": "Bearer admintok"})
+        assert status == 200
+    finally:
+        await app.drain(1)
+    assert not app.login_providers

@@ -484,3 +484,21 @@ def test_backstop_catches_an_engine_miss(mariadb_server, db):
         assert p.wait_for(lambda: p.events("alert", rule="mysql_read_only_lost"))
     finally:
         p.stop()
+
+
+def test_proxy_closing_a_connection_says_why(mariadb_server, db):
+    """app.close_connections (drain, session destroyed): the client's next command gets an
+    ERR naming the reason, then the connection is gone; audit `disconnect`."""
+    import pymysql
+    p = start_proxy(mariadb_server, db)
+    try:
+        c = connect(p, db)
+        assert c.cursor().execute("SELECT 1") == 1
+        p.call(p.app.close_connections, list(p.app.connections), "session destroyed by the operator")
+        with pytest.raises(pymysql.err.MySQLError) as ei:
+            c.cursor().execute("SELECT 1")
+        assert "session destroyed by the operator" in str(ei.value)
+        assert p.wait_for(lambda: p.events("disconnect", reason="session destroyed by the operator"))
+        c.close()
+    finally:
+        p.stop()

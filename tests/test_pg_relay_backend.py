@@ -6,7 +6,9 @@ stopped or reconfigured (the shared session server is never restarted)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import shutil
 import socket
 import subprocess
@@ -153,15 +155,16 @@ def test_parameter_status_read_only_off_kills_session(pg_server, relay_db):
     h = harness(pg_server, relay_db, engine=AllowAllEngine())
     try:
         with psycopg.connect(h.dsn(), autocommit=True) as c:
-            with pytest.raises(psycopg.OperationalError) as ei:
+            with pytest.raises(psycopg.Error) as ei:
                 c.execute("SET default_transaction_read_only = off")
                 c.execute("SELECT 1")
             assert "no longer read-only" in str(ei.value)
+            assert c.broken or c.closed
         rec = h.wait_for(lambda: h.events("alert"))
         assert rec and rec[0]["rule"] == "read-only-disabled"
         for setting in ("client_encoding = 'LATIN1'", "standard_conforming_strings = off"):
             with psycopg.connect(h.dsn(), autocommit=True) as c:
-                with pytest.raises(psycopg.OperationalError):
+                with pytest.raises(psycopg.Error):
                     c.execute(f"SET {setting}")
                     c.execute("SELECT 1")
     finally:
@@ -174,10 +177,19 @@ def test_copy_in_aborted_even_if_engine_allows(pg_server, relay_db):
     h = harness(pg_server, relay_db, engine=AllowAllEngine())
     try:
         with psycopg.connect(h.dsn(), autocommit=True) as c:
+            # The backend's own read-only check already stops a plain COPY FROM ...
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                with c.cursor().copy("COPY notes (body) FROM STDIN") as cp:
+                    cp.write_row(("evil",))
+            # ... but BEGIN READ WRITE (which the real engine blocks, and which changes no
+            # reported parameter) gets COPY into COPY IN mode: the relay answers CopyFail.
+            c.execute("BEGIN READ WRITE")
             with pytest.raises(psycopg.Error) as ei:
                 with c.cursor().copy("COPY notes (body) FROM STDIN") as cp:
                     cp.write_row(("evil",))
             assert ei.value.sqlstate == "25006"
+            assert "COPY" in str(ei.value)
+            c.execute("ROLLBACK")
             assert c.execute("SELECT count(*) FROM notes").fetchone()[0] == 3
         assert h.wait_for(lambda: h.events("alert"))
     finally:
@@ -187,7 +199,7 @@ def test_copy_in_aborted_even_if_engine_allows(pg_server, relay_db):
 
 def test_startup_options_cannot_disable_read_only(proxy, pg_server, relay_db):
     """The client's `options` startup parameter is never passed on."""
-    with psycopg.connect(proxy.dsn(options="-c default_transaction_read_only=off -c statement_timeout=0"),
+    with psycopg.connect(proxy.dsn(), options="-c default_transaction_read_only=off -c statement_timeout=0",
                          autocommit=True) as c:
         assert c.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
         assert c.execute("SHOW statement_timeout").fetchone()[0] == "5s"
@@ -207,23 +219,43 @@ def test_statement_timeout_pushed_to_backend(pg_server, relay_db):
         h.stop()
 
 
-def test_cancel_request_reaches_the_right_backend(proxy):
-    with psycopg.connect(proxy.dsn(), autocommit=True) as c, \
-            psycopg.connect(proxy.dsn(), autocommit=True) as other:
-        # The key the client holds is the proxy's, not the backend's.
-        real_pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
-        assert c.pgconn.backend_pid != real_pid
-        threading.Timer(0.5, c.cancel).start()
+async def test_cancel_request_reaches_the_right_backend(proxy, relay_db):
+    """asyncpg cancels a timed-out query with a CancelRequest on a new connection, carrying
+    the proxy's key; the proxy maps it to the backend's real key. (psycopg's cancel() is not
+    used here: it holds the GIL while libpq waits, and this proxy runs in the test process.)"""
+    import asyncpg
+    kw = dict(host="127.0.0.1", port=proxy.port, user=AGENT, password=AGENT_PW, database=relay_db, ssl=False)
+    c = await asyncpg.connect(**kw)
+    other = await asyncpg.connect(**kw)
+    try:
+        real_pid = await c.fetchval("SELECT pg_backend_pid()")
+        assert c.get_server_pid() != real_pid           # the client holds the proxy's key
         t0 = time.monotonic()
-        with pytest.raises(psycopg.errors.QueryCanceled):
-            c.execute("SELECT count(*) FROM generate_series(1, 300000000)")
-        assert time.monotonic() - t0 < 4.5        # well before the 5 s statement timeout
-        assert other.execute("SELECT 2").fetchone()[0] == 2     # the other session untouched
-        assert c.execute("SELECT 3").fetchone()[0] == 3
+        with pytest.raises(asyncio.TimeoutError):
+            await c.fetchval("SELECT count(*) FROM generate_series(1, 300000000)", timeout=0.5)
+        assert time.monotonic() - t0 < 4.0              # cancelled, not the 5 s statement timeout
+        assert await other.fetchval("SELECT 2") == 2     # the other session untouched
+        assert await c.fetchval("SELECT 3") == 3
+    finally:
+        await c.close()
+        await other.close()
+
+
+def test_psql_interrupt_cancels(proxy, relay_db):
+    env = dict(os.environ, PGPASSWORD=AGENT_PW, PGSSLMODE="disable")
+    p = subprocess.Popen(["psql", "-X", "-h", "127.0.0.1", "-p", str(proxy.port), "-U", AGENT, "-d", relay_db,
+                          "-c", "SELECT count(*) FROM generate_series(1, 300000000)"],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=20)
+    assert "canceling statement due to user request" in err, err
+    assert time.monotonic() - t0 < 3.5
 
 
 def test_idle_timeout(pg_server, relay_db):
-    h = harness(pg_server, relay_db, limits={"idle_timeout_seconds": 0.4})
+    h = harness(pg_server, relay_db, limits={"idle_timeout_seconds": 0.4, "statement_timeout_ms": 60000})
     try:
         s = raw_login(h.port)
         msgs = read_msgs(s, until=None, timeout=5)
@@ -233,9 +265,11 @@ def test_idle_timeout(pg_server, relay_db):
         assert h.wait_for(lambda: h.events("limit", limit="idle_timeout_seconds"))
         # A busy connection is not idle.
         s = raw_login(h.port)
-        s.sendall(msg(b"Q", b"SELECT count(*) FROM generate_series(1, 20000000)\0"))
-        tags = [t for t, _ in read_msgs(s, until="Z", timeout=10)]
-        assert tags[-1] == "Z" and "E" not in tags
+        t0 = time.monotonic()
+        s.sendall(msg(b"Q", b"SELECT count(*) FROM generate_series(1, 15000000)\0"))
+        msgs = read_msgs(s, until="Z", timeout=30)
+        assert time.monotonic() - t0 > 0.8     # longer than the idle limit, yet not closed
+        assert [t for t, _ in msgs] == ["T", "D", "C", "Z"], [error_fields(b) for t, b in msgs if t == "E"]
     finally:
         h.stop()
 

@@ -28,6 +28,9 @@ Connection context -- what relays pass to the builders:
     app.audit.statement(ctx, sql=text, verdict=v, message="Q", rows=3, duration_ms=1.2)
     app.audit.event(ctx, "disconnect", reason="client closed")
 
+`session_observer` (set by the session manager, issue 5) is called with every statement
+record that carries a `session.id`, also when the file is disabled.
+
 `verdict` is the engine's `Verdict` (its rule, reason, class and first verb are used) or the
 strings `"ALLOWED"`/`"BLOCKED"` with `rule=`/`reason=`/`klass=` given. A BLOCKED statement
 also logs one `BLOCKED-DB-WRITE ...` line on the `sandbox_db_proxy.blocked` logger (stderr,
@@ -174,6 +177,9 @@ class AuditLog:
         self._file_path: str | None = None
         self._file_ino: tuple[int, int] | None = None
         self._syslog: logging.Handler | None = None
+        # Called with every statement record that carries a session id (the session manager
+        # counts allowed/blocked statements from the records relays already produce).
+        self.session_observer = None
         self.dropped = 0
         self.written = 0
         self.healthy = True
@@ -300,6 +306,12 @@ class AuditLog:
         if blocked:
             self._blocked_line(rec, monitor)
         self.emit(rec)
+        observer = self.session_observer
+        if observer is not None and "session.id" in rec:
+            try:
+                observer(rec)
+            except Exception:  # noqa: BLE001 -- bookkeeping must never break a statement
+                log.exception("session observer failed")
         return rec
 
     def _blocked_line(self, rec: dict, monitor: bool) -> None:

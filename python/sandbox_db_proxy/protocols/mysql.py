@@ -191,11 +191,12 @@ class MySQLSession(LoginPhase):
         """Closed by the proxy (drain, session destroyed, backend removed)."""
         if self.closed:
             return
-        if self.phase == P_COMMAND:
-            seq = self.resp_seq if (self.busy and not self.started) else 0
-            if not self.started or not self.busy:
-                self.io.write_client(N.mysql_err(seq & 0xFF, 1927, "70100",
-                                                 f"Connection closed by sandbox-db-proxy: {reason}"))
+        if self.phase == P_COMMAND and not (self.busy and self.started):
+            # Idle: sequence id 1 makes the ERR read as the answer to the client's next
+            # command (a 0 reads as "server lost" in PyMySQL); busy: the pending response.
+            seq = self.resp_seq if self.busy else 1
+            self.io.write_client(N.mysql_err(seq & 0xFF, 1927, "70100",
+                                             f"Connection closed by sandbox-db-proxy: {reason}"))
         self._close(reason)
 
     def idle_timeout(self, seconds: float) -> None:
@@ -204,7 +205,7 @@ class MySQLSession(LoginPhase):
         msg = (f"The client was disconnected by sandbox-db-proxy because of inactivity "
                f"(limits.idle_timeout_seconds = {seconds:g}); reconnect to continue.")
         if self.phase == P_COMMAND and not self.busy:
-            self.io.write_client(N.mysql_err(0, *C.ER_CLIENT_INTERACTION_TIMEOUT, msg))
+            self.io.write_client(N.mysql_err(1, *C.ER_CLIENT_INTERACTION_TIMEOUT, msg))
         self.bm.limit("idle_timeout_seconds")
         self.app.audit.event(self.ctx, "limit", limit="idle_timeout_seconds", reason=msg)
         self._close("idle timeout")

@@ -141,6 +141,18 @@ class LoginPhase:
             return
         self.database = db if db is not None else self.backend.database
         login = self.login
+        if getattr(login, "session_id", None) is not None:
+            # Agent sessions (issue 5, sessions/manager.py): the session's allowed_ips and
+            # max_connections, checked once the password is proven and before the backend is
+            # contacted. No session manager = no session login (default deny).
+            sessions = getattr(self.app, "sessions", None)
+            why = (sessions.admit(login, self.ctx.client_address, self.io) if sessions is not None
+                   else "agent sessions are not available on this proxy")
+            if why:
+                self.ctx.update(agent=login.agent, session_id=login.session_id)   # for the audit record
+                self._login_refused(why, C.ER_ACCESS_DENIED,
+                                    f"Access denied for user '{self.username}': login refused: {why}")
+                return
         self.agent = getattr(login, "agent", None) or self.username
         self.session_id = getattr(login, "session_id", None)
         self.ctx.update(agent=self.agent, session_id=self.session_id, database=self.database)

@@ -425,6 +425,20 @@ class PgSession:
 
     def _auth_ok(self, server_final: str) -> None:
         login = self._login
+        if login.session_id is not None:
+            # Agent sessions (issue 5, sessions/manager.py): the session's allowed_ips and
+            # max_connections, checked once the password is proven and before the backend is
+            # contacted. No session manager = no session login (default deny).
+            sessions = getattr(self.app, "sessions", None)
+            why = (sessions.admit(login, self.ctx.client_address, self.sink) if sessions is not None
+                   else "agent sessions are not available on this proxy")
+            if why:
+                self.bm.connection("auth_failed")
+                self._audit_event("auth_failed", reason=why, agent=login.agent,
+                                  **{"user.name": self.user, "session.id": login.session_id})
+                self._send_fatal_now(M.fatal(M.SQLSTATE["invalid_authorization_specification"],
+                                             f"login refused: {why}"))
+                return
         self.agent = login.agent
         self.session_id = login.session_id
         self.ctx.update(agent=login.agent, session_id=login.session_id)

@@ -28,7 +28,7 @@ log = logging.getLogger("sandbox_db_proxy.admin")
 
 APP_KEY = web.AppKey("proxy_app", object)
 # Modules that add routes (each with `setup_admin(web_app, proxy_app)`); missing ones are skipped.
-ADMIN_EXTENSIONS: tuple[str, ...] = ("sandbox_db_proxy.server.sessions_api",)
+ADMIN_EXTENSIONS: tuple[str, ...] = ("sandbox_db_proxy.sessions.api",)   # issue 5: /api/sessions, /openapi.json
 
 
 def _json(body, status: int = 200) -> web.Response:

@@ -138,6 +138,7 @@ class ProxyApp:
         self.servers: dict[str, asyncio.AbstractServer] = {}
         self.backend_status: dict[str, tuple[bool, str]] = {
             b.name: (False, "not started") for b in config.backends}
+        self.sessions = None          # sessions.manager.SessionManager once started (issue 5)
         self.admin_runner = None
         self.admin_address: tuple[str, int] | None = None
         self.accepting = False
@@ -311,6 +312,7 @@ class ProxyApp:
             log.warning("%s", w)
         self.audit.check_writable()
         self.audit.start()
+        self._attach_sessions()
         from sandbox_db_proxy.server import admin
         self.admin_runner, self.admin_address = await admin.start_admin(self)
         self.accepting = True
@@ -321,6 +323,31 @@ class ProxyApp:
         ready, _ = self.readiness()
         log.info("sandbox-db-proxy started: %s", ", ".join(
             f"{n} {'ready' if s[0] else 'NOT READY (' + s[1] + ')'}" for n, s in self.backend_status.items()))
+
+    def _attach_sessions(self) -> None:
+        """Agent sessions (issue 5): the manager registers its login provider and audit hook.
+        Missing module = no sessions; any failure leaves static logins working (the manager
+        itself answers 503 on the API when its store cannot be opened)."""
+        try:
+            from sandbox_db_proxy.sessions import manager
+        except ModuleNotFoundError as exc:
+            if not (exc.name or "").startswith("sandbox_db_proxy.sessions"):
+                raise
+            return
+        try:
+            manager.attach(self)
+        except Exception:  # noqa: BLE001 -- sessions must not take the relays down
+            log.exception("ERROR: agent sessions could not be started; session logins are refused")
+            self.sessions = None
+
+    async def _detach_sessions(self) -> None:
+        if self.sessions is None:
+            return
+        try:
+            from sandbox_db_proxy.sessions import manager
+            await manager.detach(self)
+        except Exception:  # noqa: BLE001
+            log.exception("stopping agent sessions failed")
 
     async def _start_backend(self, b: Backend) -> None:
         module_name = self.relays.get(b.type)
@@ -512,6 +539,7 @@ class ProxyApp:
         if self.admin_runner is not None:
             await self.admin_runner.cleanup()
             self.admin_runner = None
+        await self._detach_sessions()
         await loop.run_in_executor(None, self.audit.close)
         if self._stopped is not None:
             self._stopped.set()

@@ -191,6 +191,10 @@ class BackendConnection(asyncio.Protocol):
 class ClientConnection(asyncio.Protocol):
     """One client connection: the `RelayIO` of its MySQLSession and the app's TrackedConnection."""
 
+    # Bytes from / to the client: per-session counters and idle detection (sessions/manager.py).
+    bytes_in = 0
+    bytes_out = 0
+
     def __init__(self, listener: MySQLListener):
         self.listener = listener
         self.app = listener.app
@@ -274,6 +278,7 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data):
         self._activity += 1
+        self.bytes_in += len(data)
         if self._tls_wait is not None:
             self._tls_wait.append(data)
             return
@@ -334,6 +339,7 @@ class ClientConnection(asyncio.Protocol):
     def write_client(self, data: bytes) -> None:
         t = self.transport
         if t is not None and not t.is_closing():
+            self.bytes_out += len(data)
             t.write(data)
 
     def write_backend(self, data: bytes) -> None:

@@ -267,6 +267,10 @@ class BackendConnection(asyncio.Protocol):
 class ClientConnection(asyncio.Protocol):
     """One client: the `Sink` of its PgSession and the `TrackedConnection` of the app."""
 
+    # Bytes from / to the client: per-session counters and idle detection (sessions/manager.py).
+    bytes_in = 0
+    bytes_out = 0
+
     def __init__(self, listener: PgListener):
         self.listener = listener
         self.app = listener.app
@@ -330,6 +334,7 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data):
         self._activity += 1
+        self.bytes_in += len(data)
         self.session.client_data(data)
 
     def connection_lost(self, exc):
@@ -386,6 +391,7 @@ class ClientConnection(asyncio.Protocol):
     def send_client(self, data: bytes) -> None:
         t = self.transport
         if t is not None and not t.is_closing():
+            self.bytes_out += len(data)
             t.write(data)
 
     def send_backend(self, data: bytes) -> None:

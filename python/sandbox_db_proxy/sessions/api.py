@@ -33,7 +33,7 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from sandbox_db_proxy.sessions.manager import MAX_TTL_SECONDS, SessionError
+from sandbox_db_proxy.sessions.manager import MAX_TTL_SECONDS, SESSION_BACKEND_TYPES, SessionError
 
 log = logging.getLogger("sandbox_db_proxy.sessions.api")
 
@@ -301,11 +301,18 @@ def _problem_response(desc: str) -> dict:
 
 
 def openapi_document(proxy_app: Any = None) -> dict:
-    """The OpenAPI description of exactly the routes above. The TTL maximum follows the
-    running config (sessions.timeout_seconds may exceed the built-in 7-day ceiling)."""
+    """The OpenAPI description of exactly the routes above. The TTL maximum and the backend
+    names follow the running config (sessions.timeout_seconds may exceed the built-in 7-day
+    ceiling)."""
     max_ttl = MAX_TTL_SECONDS
+    backend_item: dict = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": BACKEND_PATTERN}
     try:
-        max_ttl = max(MAX_TTL_SECONDS, proxy_app.config.sessions.timeout_seconds)
+        cfg = proxy_app.config
+        max_ttl = max(MAX_TTL_SECONDS, cfg.sessions.timeout_seconds)
+        # The backends this proxy can lease (manager.SESSION_BACKEND_TYPES), as an enum.
+        names = [b.name for b in cfg.backends if b.type in SESSION_BACKEND_TYPES]
+        if names:
+            backend_item = {"type": "string", "enum": names}
     except AttributeError:
         pass
     nullable_int = {"type": "integer", "nullable": True}
@@ -414,9 +421,7 @@ def openapi_document(proxy_app: Any = None) -> dict:
                     "type": "object", "additionalProperties": False, "required": ["agent", "backends"],
                     "properties": {
                         "agent": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": AGENT_PATTERN},
-                        "backends": {"type": "array", "minItems": 1, "maxItems": 32,
-                                     "items": {"type": "string", "minLength": 1, "maxLength": 64,
-                                               "pattern": BACKEND_PATTERN}},
+                        "backends": {"type": "array", "minItems": 1, "maxItems": 32, "items": backend_item},
                         "ttl_seconds": {"type": "integer", "minimum": 1, "maximum": max_ttl, "nullable": True},
                         "idle_timeout_seconds": {"type": "integer", "minimum": 1, "maximum": MAX_IDLE_SECONDS,
                                                  "nullable": True},

@@ -513,4 +513,5 @@ async def detach(app: Any) -> None:
         app.login_providers.remove(mgr.lookup_login)
     if getattr(app.audit, "session_observer", None) == mgr.observe_statement:
         app.audit.session_observer = None
+    app.sessions = None
     await mgr.stop()
