@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import random
 import socket
-import struct
 import threading
-import time
 
 import pytest
 

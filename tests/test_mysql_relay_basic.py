@@ -195,6 +195,13 @@ def test_init_db_only_for_allowed_databases(proxy, db, other_db):
         with pytest.raises(pymysql.err.MySQLError) as ei:
             cur.execute(f"USE `{other_db}`")
         assert ei.value.args[0] in (1044, 1792)
+        cur.execute(f"USE `{db}`")                             # the allowed one is fine
+        from pymysql.constants import CLIENT
+        m = connect(proxy, db, client_flag=CLIENT.MULTI_STATEMENTS)
+        with pytest.raises(pymysql.err.MySQLError) as ei:
+            m.cursor().execute(f"SELECT 1; USE `{other_db}`")   # hidden behind a first statement
+        assert ei.value.args[0] in (1044, 1792)
+        m.close()
         cur.execute("SELECT DATABASE()")
         assert cur.fetchone() == (db,)
     finally:

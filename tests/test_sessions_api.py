@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import urllib.parse
 
 import pytest
@@ -75,7 +74,7 @@ def test_no_or_wrong_token_is_401(proxy, method, path, body, token):
 
 
 def test_other_auth_schemes_are_401(proxy):
-    for value in (f"Basic {TOKEN}", TOKEN, f"Bearer  ", f"bearer{TOKEN}"):
+    for value in (f"Basic {TOKEN}", TOKEN, "Bearer  ", f"bearer{TOKEN}"):
         status, headers, doc = proxy.api("GET", "/api/sessions", token=None, headers={"Authorization": value})
         is_problem(status, headers, doc, 401)
 
@@ -294,5 +293,42 @@ def test_connection_string_host_for_wildcard_listener(pg_server, mariadb_server,
         assert status in (201, 400)
         if status == 201:
             assert urllib.parse.urlparse(doc["connections"][PG]).hostname == "127.0.0.1"
+    finally:
+        p.stop()
+
+
+def test_guide_env_variables_override_the_file(pg_server, dbs):
+    """SESSION_TIMEOUT, MAX_SESSIONS_PER_USER, MAX_CONCURRENT_AGENTS (the guide's .env) win."""
+    import datetime
+    import time
+    env = {"SESSION_TIMEOUT": "120", "MAX_SESSIONS_PER_USER": "1", "MAX_CONCURRENT_AGENTS": "2",
+           "AUTO_DESTROY_SESSIONS": "false"}
+    p = start_proxy(pg_server, dbs[0], None, None, env=env,
+                    sessions={"timeout_seconds": 9999, "max_sessions_per_user": 9, "max_concurrent_agents": 9})
+    try:
+        assert p.app.config.sessions.auto_destroy is False
+        doc = p.create(agent="e1", backends=[PG])
+        exp = datetime.datetime.fromisoformat(doc["expires_at"].replace("Z", "+00:00")).timestamp()
+        assert abs(exp - (time.time() + 120)) < 15
+        is_problem(*p.api("POST", "/api/sessions", {"agent": "e1", "backends": [PG]}), 409)
+        p.create(agent="e2", backends=[PG])
+        is_problem(*p.api("POST", "/api/sessions", {"agent": "e3", "backends": [PG]}), 429)
+    finally:
+        p.stop()
+
+
+def test_unopenable_store_disables_sessions_not_the_proxy(pg_server, dbs, tmp_path):
+    """The store path is a directory: the API answers 503 (401 without a token), no session
+    is created, and the backend's own login still works through the relay."""
+    import psycopg
+    p = start_proxy(pg_server, dbs[0], None, None, store=str(tmp_path))
+    try:
+        assert p.app.sessions is None
+        is_problem(*p.api("POST", "/api/sessions", {"agent": "a", "backends": [PG]}), 503)
+        is_problem(*p.api("GET", "/api/sessions"), 503)
+        is_problem(*p.api("POST", "/api/sessions", {"agent": "a", "backends": [PG]}, token=None), 401)
+        with psycopg.connect(f"host=127.0.0.1 port={p.port(PG)} user={pg_server.user} "
+                             f"password={pg_server.password} dbname={dbs[0]} sslmode=disable") as c:
+            assert c.execute("SELECT 1").fetchone()[0] == 1
     finally:
         p.stop()

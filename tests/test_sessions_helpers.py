@@ -81,8 +81,9 @@ def make_config(pg_server, pg_db, mariadb_server, my_db, store: str, audit: str,
 
 
 class SessionProxy:
-    def __init__(self, config_text: str):
+    def __init__(self, config_text: str, env: dict | None = None):
         self.config_text = config_text
+        self.env = env or {}
         self.records: list[dict] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
@@ -101,9 +102,7 @@ class SessionProxy:
 
             async def boot():
                 from sandbox_db_proxy.server.app import ProxyApp
-                from sandbox_db_proxy.sessions import api
-                from sandbox_db_proxy.sessions.manager import attach
-                cfg = load_config_text(self.config_text, source="<test>", env={})
+                cfg = load_config_text(self.config_text, source="<test>", env=self.env)
                 app = ProxyApp(cfg)
                 orig = app.audit.emit
 
@@ -111,12 +110,9 @@ class SessionProxy:
                     self.records.append(rec)
                     orig(rec)
                 app.audit.emit = emit
-                # register() is idempotent: harmless when admin.py mounts the API itself.
-                app.admin_setup_hooks.append(api.register)
                 self.app = app
+                # The real wiring: start() opens the session store and mounts the API.
                 await app.start()
-                if getattr(app, "sessions", None) is None:
-                    attach(app)          # until ProxyApp.start() does it
                 self.admin_port = app.admin_address[1]
 
             try:
@@ -151,9 +147,7 @@ class SessionProxy:
             return
 
         async def shutdown():
-            from sandbox_db_proxy.sessions.manager import detach
-            await self.app.drain(0.2)
-            await detach(self.app)
+            await self.app.drain(0.2)       # also stops the session manager and closes its store
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(20)
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -213,8 +207,9 @@ def wait_for(pred, timeout: float = 10.0, interval: float = 0.05):
     return pred()
 
 
-def start_proxy(pg_server, pg_db, mariadb_server, my_db, *, store: str | None = None, **kw) -> SessionProxy:
+def start_proxy(pg_server, pg_db, mariadb_server, my_db, *, store: str | None = None, env: dict | None = None,
+                **kw) -> SessionProxy:
     tmp = tempfile.mkdtemp(prefix="sdp-sess-")
     store = store or os.path.join(tmp, "sessions.db")
     return SessionProxy(make_config(pg_server, pg_db, mariadb_server, my_db, store,
-                                    os.path.join(tmp, "audit.json"), **kw)).start()
+                                    os.path.join(tmp, "audit.json"), **kw), env=env).start()

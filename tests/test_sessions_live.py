@@ -190,6 +190,10 @@ def test_delete_kills_open_connections_with_operator_message(proxy, pg_server, m
     assert wait_for(lambda: proxy.api("GET", f"/api/sessions/{doc['id']}")[2]["live_connections"] == 0)
     rec = proxy.events("session_revoked", **{"session.id": doc["id"]})
     assert rec and rec[0]["agent"] == "victim"
+    # The connections' own records (auth_ok ... disconnect) carry the session and the agent.
+    gone = wait_for(lambda: (lambda d: d if len(d) >= 4 else None)(
+        proxy.events("disconnect", **{"session.id": doc["id"]})))
+    assert gone and all(r["agent"] == "victim" for r in gone), gone
     assert pg_server.checksum(dbs[0]) == pg_before and mariadb_server.checksum(dbs[1]) == my_before
 
 

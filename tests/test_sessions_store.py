@@ -125,3 +125,23 @@ def test_unopenable_or_foreign_store_is_a_clear_error(tmp_path):
     db.close()
     with pytest.raises(StoreError, match="schema version 99"):
         SessionStore(path)
+
+
+def test_relay_verifiers_accept_session_logins():
+    """The relays' own server-side auth code (auth/mysql_auth.py) logs a session in from the
+    stored hash alone: mysql_native_password, and caching_sha2_password full auth over TLS."""
+    from sandbox_db_proxy.server.app import Login
+    _, native, _ = credentials_for(PASSWORD)
+    login = Login(agent="a1", username="u", mysql_native_hash=native, session_id="s", source="session")
+    scramble = A.new_scramble()
+    ok = A.ServerAuth(login, scramble, tls=False).begin(A.NATIVE, A.native_scramble(PASSWORD.encode(), scramble))
+    assert ok.done is True
+    bad = A.ServerAuth(login, scramble, tls=False).begin(A.NATIVE, A.native_scramble(b"nope", scramble))
+    assert bad.done is False
+    sa = A.ServerAuth(login, scramble, tls=True, preferred=A.SHA2)
+    step = sa.begin(A.SHA2, A.sha2_scramble(PASSWORD.encode(), scramble))
+    assert step.done is None                       # "perform full authentication"
+    assert sa.next(PASSWORD.encode() + b"\0").done is True
+    sa = A.ServerAuth(login, scramble, tls=True, preferred=A.SHA2)
+    sa.begin(A.SHA2, A.sha2_scramble(PASSWORD.encode(), scramble))
+    assert sa.next(b"wrong\0").done is False

@@ -35,6 +35,7 @@ answers the server with an empty packet ("no file") and the client gets ERR 1148
 from __future__ import annotations
 
 import logging
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -52,6 +53,9 @@ PRE_AUTH_MAX_PACKET = 1 << 20      # a HandshakeResponse41 is small; refuse mega
 PENDING_PAUSE = 64                 # queued client packets before client reading pauses
 
 _R_QUERY, _R_PREPARE, _R_EXECUTE, _R_FETCH = C.R_QUERY, C.R_PREPARE, C.R_EXECUTE, C.R_FETCH
+# `USE db` / `USE `db``: anything else starting with USE (comments, several statements) is
+# refused rather than guessed at (MySQL manual "USE Statement"; identifiers: "Schema Object Names").
+_USE_RE = re.compile(r"\s*use\s+(`(?:[^`]|``)+`|[A-Za-z0-9_$]+)\s*;?\s*", re.I)
 _EV_DONE, _EV_HOLD = C.EV_DONE, C.EV_HOLD
 _READ_ONLY_CODE, _READ_ONLY_STATE = C.ER_READ_ONLY
 
@@ -390,9 +394,11 @@ class MySQLSession(LoginPhase):
         if r is None:
             return
         sql, verdict, t0 = r
-        if verdict.statements and verdict.statements[0].verbs[:1] == ("USE",):
-            if not self._use_allowed(sql, verdict):
-                return
+        for st in verdict.statements:
+            if st.verbs[:1] == ("USE",):        # also inside a multi-statement text
+                if not self._use_allowed(sql, verdict):
+                    return
+                break
         self._forward(payload, raw, _R_QUERY, sql, verdict, "COM_QUERY", t0)
 
     def _com_prepare(self, payload: bytes, raw: bytes | None) -> None:
@@ -404,8 +410,7 @@ class MySQLSession(LoginPhase):
 
     def _use_allowed(self, sql: str, verdict: Any) -> bool:
         """`USE db` switches databases like COM_INIT_DB: same allowed_databases check."""
-        import re
-        m = re.fullmatch(r"\s*use\s+(`(?:[^`]|``)+`|[A-Za-z0-9_$]+)\s*;?\s*", sql, re.I)
+        m = _USE_RE.fullmatch(sql)
         db = None
         if m and len(verdict.statements) == 1:
             db = m.group(1)
@@ -672,6 +677,10 @@ class MySQLSession(LoginPhase):
         the same fields `AuditLog.statement()` writes (docs/ARCHITECTURE.md "Audit record")
         without its generic verdict handling, which only matters for blocks."""
         audit = self.app.audit
+        observer = getattr(audit, "session_observer", None)
+        if observer is not None and self.session_id is not None:
+            # Per-session counters (issue 5), as AuditLog.statement() does for the other paths.
+            observer({"session.id": self.session_id, "verdict": "ALLOWED"})
         if not audit.enabled:
             return
         rec = {"ts": rfc3339_now(), "event": "statement"}

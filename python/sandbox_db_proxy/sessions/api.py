@@ -198,7 +198,7 @@ async def create_session(request: web.Request) -> web.Response:
 
 async def list_sessions(request: web.Request) -> web.Response:
     mgr = _manager(request)
-    return _json({"sessions": [mgr.view(r) for r in mgr.list()]})
+    return _json({"sessions": mgr.views()})
 
 
 def _lookup(request: web.Request):

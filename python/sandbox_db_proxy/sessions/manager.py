@@ -90,13 +90,14 @@ class _Session:
 
 
 class _ConnState:
-    __slots__ = ("session", "bytes_in", "bytes_out", "last_active")
+    __slots__ = ("session", "bytes_in", "bytes_out", "last_active", "closing")
 
     def __init__(self, session: _Session, now: float):
         self.session = session
-        self.bytes_in = 0
+        self.bytes_in = 0               # client byte counts already folded into the session
         self.bytes_out = 0
         self.last_active = now          # monotonic
+        self.closing = False            # the manager asked it to close; gone at the next sample
 
 
 class SessionManager:
@@ -250,15 +251,20 @@ class SessionManager:
     def list(self) -> list[SessionRecord]:
         return [s.rec for s in sorted(self._by_id.values(), key=lambda s: s.rec.created_at)]
 
-    def view(self, rec: SessionRecord) -> dict:
-        """The public (secret-free) description of a session (GET /api/sessions/{id})."""
+    def views(self) -> list[dict]:
         self._sample()
+        return [self.view(r, sample=False) for r in self.list()]
+
+    def view(self, rec: SessionRecord, sample: bool = True) -> dict:
+        """The public (secret-free) description of a session (GET /api/sessions/{id})."""
+        if sample:
+            self._sample()
         s = self._by_id.get(rec.id)
         now = self.clock()
         state = rec.state
         if state == ACTIVE and now >= rec.expires_at:
             state = EXPIRED          # the loop will record it within a tick
-        live = sum(1 for st in self._conns.values() if st.session is s)
+        live = sum(1 for st in self._conns.values() if st.session is s and not st.closing)
         return {
             "id": rec.id, "agent": rec.agent, "username": rec.username, "backends": list(rec.backends),
             "state": state, "created_at": rfc3339(rec.created_at), "expires_at": rfc3339(rec.expires_at),
@@ -288,7 +294,7 @@ class SessionManager:
                     "(the session's allowed_ips)")
         if s.rec.max_connections is not None:
             self._sample()
-            live = sum(1 for c, st in self._conns.items() if st.session is s and c is not conn)
+            live = sum(1 for c, st in self._conns.items() if st.session is s and c is not conn and not st.closing)
             if live >= s.rec.max_connections:
                 return (f"session {s.rec.id} already has {live} live connection(s), its limit "
                         f"(max_connections); close one and retry")
@@ -312,10 +318,17 @@ class SessionManager:
         s.last_activity = self.clock()
 
     def connection_closed(self, conn: Any) -> None:
-        """Untrack hook: fold the connection's final byte counts into its session."""
+        """The connection is gone (no longer tracked by the app): fold its final byte counts
+        into its session and forget it."""
         st = self._conns.pop(conn, None)
         if st is not None:
             self._fold(conn, st)
+
+    def _mark_closing(self, conns: Iterable) -> None:
+        for c in conns:
+            st = self._conns.get(c)
+            if st is not None:
+                st.closing = True
 
     def _fold(self, conn: Any, st: _ConnState) -> bool:
         """Add the connection's byte counts since the last sample; True if it moved."""
@@ -379,9 +392,9 @@ class SessionManager:
         return rec, closed
 
     async def _close_session_connections(self, session_id: str, reason: str) -> int:
+        self._sample()
         conns = self.app.connections_of(session_id=session_id)
-        for c in conns:
-            self.connection_closed(c)
+        self._mark_closing(conns)
         if not conns:
             return 0
         return await self.app.close_connections(conns, reason)
@@ -419,10 +432,10 @@ class SessionManager:
         idle = []
         for c, st in list(self._conns.items()):
             limit = st.session.rec.idle_timeout_seconds
-            if limit and mono - st.last_active >= limit:
+            if limit and not st.closing and mono - st.last_active >= limit:
                 idle.append((c, limit))
         for c, limit in idle:
-            self.connection_closed(c)
+            self._mark_closing([c])
             st_rec = self._by_id.get(getattr(c, "session_id", None) or "")
             if st_rec is not None:
                 self.app.audit.event(None, "limit", limit="session.idle_timeout_seconds", **{
