@@ -12,7 +12,6 @@ import socket
 import time
 
 import orjson
-import pytest
 
 from sandbox_db_proxy import audit as audit_mod
 from sandbox_db_proxy.audit import AuditLog, ConnContext, new_connection_id, rfc3339_now

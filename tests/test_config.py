@@ -384,16 +384,16 @@ def test_env_overrides(tmp_path):
 
 def test_agents_and_tls_checks(tmp_path):
     with pytest.raises(ConfigError) as e:
-        load_config_text(textwrap.dedent(f"""\
+        load_config_text(textwrap.dedent("""\
             backends:
-              - {{name: pg-prod, type: postgres, address: h, username: u, password: p,
-                 tls: {{cert_file: /nonexistent.crt, key_file: /nonexistent.key}},
-                 backend_tls: {{mode: verify-full}}}}
+              - {name: pg-prod, type: postgres, address: h, username: u, password: p,
+                 tls: {cert_file: /nonexistent.crt, key_file: /nonexistent.key},
+                 backend_tls: {mode: verify-full}}
             agents:
-              - {{name: a, password: x, backends: [pg-prd]}}
-              - {{name: b}}
-              - {{name: c, password: x}}
-              - {{name: d, username: c, password: y}}
+              - {name: a, password: x, backends: [pg-prd]}
+              - {name: b}
+              - {name: c, password: x}
+              - {name: d, username: c, password: y}
             """), source="c.yaml", env={})
     got = problems(e)
     assert "c.yaml: agents[0].backends[0]: unknown backend 'pg-prd' (did you mean 'pg-prod'?)" in got
@@ -457,7 +457,7 @@ def test_blocked_commands_must_be_words():
 
 
 def test_config_warnings(tmp_path):
-    from sandbox_db_proxy.server.app import config_warnings
+    from sandbox_db_proxy.config.warnings import config_warnings
 
     quiet = load_config_text(f"backends: [{{name: pg, type: postgres, address: 127.0.0.1, username: u, password: p}}]\n"
                              f"audit: {{path: {tmp_path}/a/audit.json}}", env={})

@@ -286,7 +286,7 @@ async def test_reload_adds_and_removes_backends(tmp_path, relay):
         path.write_text(text.replace("admin:", "  - {name: my, type: mysql, address: 127.0.0.1, username: u, "
                                      "password: p, listen: '127.0.0.1:0'}\nadmin:"))
         assert app.reload()
-        for _ in range(100):
+        for _ in range(1000):
             if app.bound_port("my"):
                 break
             await asyncio.sleep(0.02)
@@ -294,7 +294,7 @@ async def test_reload_adds_and_removes_backends(tmp_path, relay):
         assert line == b"HELLO\n"
         path.write_text(text)  # remove "my" again: its open connection is closed with a reason
         assert app.reload()
-        for _ in range(100):
+        for _ in range(1000):
             if "my" not in app.servers:
                 break
             await asyncio.sleep(0.02)
@@ -322,7 +322,7 @@ async def test_drain_closes_idle_connections_at_once(tmp_path, relay):
     app = await make_app(config_file(tmp_path), relay)
     r1, w1, _ = await hello(app)
     r2, w2, _ = await hello(app)
-    for _ in range(100):
+    for _ in range(1000):
         if len(app.connections) == 2:
             break
         await asyncio.sleep(0.01)
@@ -529,7 +529,7 @@ async def test_reload_closes_connections_of_removed_agents(tmp_path, relay):
     try:
         r1, w1, _ = await hello(app)
         r2, w2, _ = await hello(app)
-        for _ in range(100):
+        for _ in range(1000):
             if len(app.connections) == 2:
                 break
             await asyncio.sleep(0.01)

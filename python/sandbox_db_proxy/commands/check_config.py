@@ -51,7 +51,8 @@ def effective(config) -> dict:
 
 
 def summary(config) -> str:
-    from sandbox_db_proxy.server.app import RELAYS, config_warnings
+    from sandbox_db_proxy.config.warnings import config_warnings
+    from sandbox_db_proxy.server.app import RELAYS
 
     env = config.env_overrides
 

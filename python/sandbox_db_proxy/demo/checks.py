@@ -41,10 +41,9 @@ class CheckResult:
 def run_checks(host: str, port: int, user: str, password: str, dbname: str,
                checks=GUIDE_CHECKS + EXTRA_CHECKS, psql_path: str | None = None) -> list[CheckResult]:
     try:
-        import psycopg  # noqa: F401
-    except ImportError:
+        return _run_psycopg(host, port, user, password, dbname, checks)
+    except ImportError:  # no psycopg (e.g. the Docker image): the psql bundled with pgserver
         return [_run_psql(psql_path or "psql", host, port, user, password, dbname, sql, ok) for sql, ok in checks]
-    return _run_psycopg(host, port, user, password, dbname, checks)
 
 
 def _run_psycopg(host, port, user, password, dbname, checks) -> list[CheckResult]:
