@@ -13,7 +13,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 
 import psycopg
@@ -21,7 +20,7 @@ import pytest
 
 from servers import PgServer, tmp_root
 from test_pg_helpers import (AGENT, AGENT_PW, AllowAllEngine, ProxyHarness, create_db, error_fields,  # noqa: F401
-                             make_config, msg, proxy, raw_login, read_msgs, relay_db, unique)
+                             make_config, msg, proxy, raw_login, read_msgs, relay_db)
 
 pytestmark = pytest.mark.pg
 
@@ -101,6 +100,20 @@ def test_backend_tls_required(spare_pg):
     try:
         with psycopg.connect(h.dsn(), autocommit=True) as c:
             assert c.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()[0] is True
+
+        async def cancel_over_tls():
+            import asyncpg
+            conn = await asyncpg.connect(host="127.0.0.1", port=h.port, user=AGENT, password=AGENT_PW,
+                                         database="postgres", ssl=False)
+            try:
+                t0 = time.monotonic()
+                with pytest.raises(asyncio.TimeoutError):
+                    await conn.fetchval("SELECT count(*) FROM generate_series(1, 300000000)", timeout=0.5)
+                assert time.monotonic() - t0 < 4.0
+                assert await conn.fetchval("SELECT 1") == 1
+            finally:
+                await conn.close()
+        asyncio.run(cancel_over_tls())
     finally:
         h.stop()
 
@@ -305,5 +318,66 @@ def test_monitor_mode_forwards_and_audits(pg_server):
         recs = h.wait_for(lambda: h.events("statement", would_verdict="BLOCKED"))
         assert recs and recs[0]["monitor"] is True and recs[0]["verdict"] == "ALLOWED"
         assert "DELETE" in recs[0]["db.query.text"]
+    finally:
+        h.stop()
+
+
+# -- streaming and flow control ---------------------------------------------------------------
+
+
+def test_large_result_streams_through(proxy):
+    with psycopg.connect(proxy.dsn(), autocommit=True) as c:
+        rows = c.execute("SELECT repeat(md5(g::text), 300) FROM generate_series(1, 4000) g").fetchall()
+        assert len(rows) == 4000 and all(len(r[0]) == 9600 for r in rows)
+        assert c.execute("SELECT 1").fetchone()[0] == 1
+
+
+def test_slow_reader_applies_backpressure(proxy):
+    """A client that does not read a ~60 MB result: the proxy pauses reading the backend
+    instead of buffering the result (asyncio flow control)."""
+    s = raw_login(proxy.port, extra={"application_name": "sdp_slow_reader"})
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(msg(b"Q", b"SELECT repeat('x', 1000) FROM generate_series(1, 60000)\0"))
+    time.sleep(1.5)
+
+    def buffered():
+        return max((c.transport.get_write_buffer_size() for c in proxy.app.connections
+                    if c.session is not None and c.session.params.get("application_name") == "sdp_slow_reader"),
+                   default=-1)
+    size = proxy.call(buffered)
+    assert 0 <= size < 4 * 1024 * 1024, size
+    # Now read everything: the result is complete and correct.
+    total_rows = 0
+    buf = b""
+    s.settimeout(30)
+    while True:
+        chunk = s.recv(1 << 20)
+        assert chunk
+        buf += chunk
+        while len(buf) >= 5:
+            n = int.from_bytes(buf[1:5], "big")
+            if len(buf) < n + 1:
+                break
+            tag, buf = buf[:1], buf[n + 1:]
+            total_rows += tag == b"D"
+            if tag == b"Z":
+                break
+        else:
+            continue
+        if tag == b"Z":
+            break
+    assert total_rows == 60000
+    s.close()
+
+
+def test_login_timeout(pg_server, relay_db):
+    h = harness(pg_server, relay_db, limits={"connect_timeout_seconds": 0.2})
+    try:
+        s = socket.create_connection(("127.0.0.1", h.port), timeout=10)
+        t0 = time.monotonic()
+        msgs = read_msgs(s, until=None, timeout=10)       # say nothing
+        assert msgs[-1][0] == "EOF" and 1.5 < time.monotonic() - t0 < 6
+        assert error_fields(msgs[0][1])["C"] == "28000"
+        assert h.wait_for(lambda: h.events("auth_failed"))
     finally:
         h.stop()

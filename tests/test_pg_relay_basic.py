@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from test_pg_helpers import AGENT, AGENT_PW, proxy, relay_db  # noqa: F401 (fixtures)
+from test_pg_helpers import AGENT, proxy, relay_db  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.pg
 
@@ -91,4 +91,72 @@ def test_server_side_prepared_statements(proxy, pg_server, relay_db):
             c.execute("UPDATE accounts SET balance = 0 WHERE id = %s", (1,), prepare=True)
         assert ei.value.sqlstate == "25006"
         assert c.execute("SELECT balance FROM accounts WHERE id = %s", (2,), prepare=True).fetchone()[0] == 20
+    assert pg_server.checksum(relay_db) == before
+
+
+def test_audit_fail_closed_refuses_statements(proxy, pg_server, relay_db):
+    audit = proxy.app.audit
+
+    def set_state(fail_closed, healthy):
+        audit.fail_closed, audit.healthy = fail_closed, healthy
+    with connect(proxy) as c:
+        proxy.call(set_state, True, False)
+        try:
+            with pytest.raises(psycopg.Error) as ei:
+                c.execute("SELECT 1")
+            assert ei.value.sqlstate == "25006" and "audit" in str(ei.value)
+        finally:
+            proxy.call(set_state, False, True)
+        assert c.execute("SELECT 1").fetchone()[0] == 1
+
+
+def test_metrics_and_audit_records(proxy):
+    with connect(proxy) as c:
+        c.execute("SELECT id FROM accounts WHERE id < %s", (4,)).fetchall()
+        with pytest.raises(psycopg.Error):
+            c.execute("TRUNCATE notes")
+    text = proxy.call(proxy.app.metrics.render).decode()
+    assert 'sandbox_db_proxy_statements_total{backend="pgtest",class="read",verdict="allowed"}' in text
+    assert 'sandbox_db_proxy_blocks_total{backend="pgtest"' in text
+    recs = proxy.wait_for(lambda: [r for r in proxy.events("statement", verdict="ALLOWED")
+                                   if r.get("db.query.text", "").startswith("SELECT id FROM accounts")])
+    r = recs[-1]
+    assert r["rows"] == 3 and r["protocol.message"] == "Execute" and r["duration_ms"] >= 0
+    for key in ("connection.id", "client.address", "client.port", "backend", "db.namespace", "agent"):
+        assert key in r, key
+    blocked = [b for b in proxy.events("statement", verdict="BLOCKED") if "TRUNCATE" in b.get("db.query.text", "")]
+    assert blocked and blocked[-1]["reason"] and blocked[-1]["rule"]
+    events = {r["event"] for r in proxy.records}
+    assert {"connect", "auth_ok", "statement", "disconnect"} <= events
+
+
+def test_pg_proc_catalogue_loaded_on_first_connect(proxy, pg_server, relay_db):
+    """The backend's pg_proc (name, volatility) is read over a proxy-owned connection before
+    the first session and handed to the engine."""
+    with connect(proxy) as c:
+        c.execute("SELECT 1")
+    eng = proxy.app.engine("pgtest")
+    cat = getattr(eng, "catalog", None)
+    assert cat is not None
+    assert cat.volatility("now") in ("s", "v") and cat.volatility("lower") == "i"
+    assert cat.volatility("pg_read_file") == "v"
+
+
+def test_internal_error_fails_closed(proxy, pg_server, relay_db):
+    """An unexpected exception inside the relay closes that session (FATAL XX000, audited);
+    nothing is forwarded and other sessions are unaffected."""
+    before = pg_server.checksum(relay_db)
+    with connect(proxy) as c, connect(proxy) as other:
+        pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+        conn = next(x for x in proxy.app.connections if x.session is not None and x.session.backend_key
+                    and x.session.backend_key[0] == pid)
+
+        def boom(*a, **k):
+            raise RuntimeError("injected")
+        proxy.call(setattr, conn.session, "_ready_client", boom)
+        with pytest.raises(psycopg.Error) as ei:
+            c.execute("DELETE FROM notes")
+        assert "internal error" in str(ei.value) and ei.value.sqlstate == "XX000"
+        assert other.execute("SELECT 1").fetchone()[0] == 1
+    assert proxy.wait_for(lambda: [r for r in proxy.events("protocol_error") if "internal" in r.get("reason", "")])
     assert pg_server.checksum(relay_db) == before

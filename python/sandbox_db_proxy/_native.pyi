@@ -62,7 +62,32 @@ def tokenize(sql: str, dialect: str) -> list[tuple[str, str, int, int]]:
     inside a MySQL executable comment, or a quote inside a MySQL optimizer hint."""
 
 # --- pgwire (rust/python/src/pgwire.rs) ------------------------------------------------
-# (filled in by the PostgreSQL relay work)
+# One call per received chunk. Offsets index the `buf` passed in.
+def pg_split_frontend(buf: bytes, max_message: int) -> tuple[
+        int, list[tuple[str, int, int, object, object]], bool, int]:
+    """Complete typed client messages: (consumed, msgs, bad, need). msgs are
+    (tag, start, end, a, b): Q (sql|None, None); P (name|None, sql|None); B (portal, stmt);
+    D/C (kind 'S'|'P', name); E (portal, max_rows); others (None, None). Text fields are None
+    when not valid UTF-8. bad: the bytes at `consumed` are invalid (call again on
+    buf[consumed:] to raise). need: size of the incomplete message at `consumed` (0: unknown).
+    Raises TooLargeError (message > max_message, from its header alone) or FrameError when
+    the first message is bad."""
+def pg_parse_startup(buf: bytes) -> tuple[int, str, object, object] | None:
+    """One startup packet: None (need more) or (size, kind, a, b): 'ssl' | 'gss' |
+    'cancel' (pid, key bytes) | 'startup' ((major, minor), [(name, value), ...]; params are
+    only parsed for major 3). Raises FrameError / TooLargeError (> 10000 bytes)."""
+def pg_scan_backend(buf: bytes, skip: int, max_inspected: int) -> tuple[
+        int, int, int, list[tuple[str, int, int, object, object, object]]]:
+    """Zero-copy scan of backend bytes: (forward, skip, need, events). Send buf[:forward]
+    on, keep the rest, pass `skip` back next time (bytes still to come of a streamed
+    message), don't rescan before `need` bytes are pending. Events only for inspected
+    messages: Z (status,); C (command tag, rows|None); E (severity, sqlstate, message);
+    S (name, value); K (pid, key bytes); R (code, data bytes); G/H/W/I/s/v (). Rows
+    (D, T, d, ...) are never reported. Raises FrameError / TooLargeError."""
+def pg_error_response(fields: list[tuple[str, str]], tag: str = "E") -> bytes:
+    """ErrorResponse ('E') or NoticeResponse ('N') from (field code, value) pairs."""
+def pg_startup_message(params: list[tuple[str, str]]) -> bytes:
+    """StartupMessage for protocol 3.0."""
 
 # --- mysqlwire (rust/python/src/mysqlwire.rs) ------------------------------------------
 MYSQL_MAX_FRAME_PAYLOAD: int          # 0xffffff: a frame this long continues in the next one

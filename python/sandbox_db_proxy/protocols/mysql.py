@@ -42,7 +42,7 @@ from time import perf_counter
 from typing import Any, Protocol
 
 from sandbox_db_proxy import _native as N
-from sandbox_db_proxy.audit import MAX_QUERY_CHARS, ConnContext, rfc3339_now
+from sandbox_db_proxy.audit import ConnContext
 from sandbox_db_proxy.protocols import mysql_consts as C
 from sandbox_db_proxy.protocols.mysql_login import B_AUTH, B_GREETING, B_TLS, L_BACKEND, L_TLS, LoginPhase
 
@@ -673,36 +673,10 @@ class MySQLSession(LoginPhase):
         self.bm.query_seconds.observe(dt)
 
     def _audit_allowed(self, sql: str, verdict: Any, message: str, rows: int, dt: float) -> None:
-        """The per-statement record of an allowed statement, built directly (the hot path):
-        the same fields `AuditLog.statement()` writes (docs/ARCHITECTURE.md "Audit record")
-        without its generic verdict handling, which only matters for blocks."""
-        audit = self.app.audit
-        observer = getattr(audit, "session_observer", None)
-        if observer is not None and self.session_id is not None:
-            # Per-session counters (issue 5), as AuditLog.statement() does for the other paths.
-            observer({"session.id": self.session_id, "verdict": "ALLOWED"})
-        if not audit.enabled:
-            return
-        rec = {"ts": rfc3339_now(), "event": "statement"}
-        rec.update(self.ctx.base())
-        rec["verdict"] = "ALLOWED"
-        rec["rule"] = verdict.rule
-        rec["class"] = verdict.klass
-        if len(sql) > MAX_QUERY_CHARS:
-            rec["db.query.text"] = sql[:MAX_QUERY_CHARS]
-            rec["db.query.text.truncated"] = True
-            rec["db.query.length"] = len(sql)
-        else:
-            rec["db.query.text"] = sql
-        st = verdict.statements
-        if st:
-            verbs = st[0].verbs
-            if verbs:
-                rec["db.operation.name"] = verbs[0]
-        rec["protocol.message"] = message
-        rec["rows"] = rows
-        rec["duration_ms"] = round(dt * 1000.0, 3)
-        audit.emit(rec)
+        """The per-statement record of an allowed statement: `AuditLog.allowed()` builds the
+        same fields `AuditLog.statement()` writes (docs/ARCHITECTURE.md "Audit record") as a
+        JSON line from pieces serialised once per connection and per verdict (the hot path)."""
+        self.app.audit.allowed(self.ctx, sql, verdict, message, rows, dt * 1000.0)
 
     # ------------------------------------------------------------------ internal statements
     # The proxy's own statements on the backend session (the backstop SETs, the read-only

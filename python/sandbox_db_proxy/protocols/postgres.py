@@ -4,7 +4,8 @@ Events in (`client_data`, `backend_connected`, `backend_data`, `backend_failed`,
 `backend_lost`, `client_lost`, `client_tls_started`, `idle_timeout`, `close`); commands out
 through a `Sink` (`send_client`, `send_backend`, `connect_backend`, `start_client_tls`,
 `close_client`, `close_backend`, `cancel`) plus audit records and metrics via the
-`ProxyApp`. No sockets here: `server/postgres.py` is the I/O layer. Design notes and the
+`ProxyApp`. No sockets here: `server/postgres.py` is the I/O layer. The login phases live
+in `pg_startup.StartupPhase` (mixed in); this module is the relay. Design notes and the
 reasoning behind them: docs/pg-relay.md.
 
 Phases (PostgreSQL docs, "Message Flow" > "Start-up"):
@@ -38,44 +39,25 @@ reaches the backend.
 from __future__ import annotations
 
 import secrets
-import struct
-import time
 from collections import deque
+from time import perf_counter
 from typing import Any, Protocol
 
-from sandbox_db_proxy._native import (FrameError, TooLargeError, pg_parse_startup, pg_scan_backend,
-                                      pg_split_frontend)
-from sandbox_db_proxy.auth.pg_auth import BackendAuth, BackendAuthError
-from sandbox_db_proxy.auth.scram import MECHANISM, ScramError, ScramServer, Verifier, verifier_for_password
+from sandbox_db_proxy._native import FrameError, TooLargeError, pg_scan_backend, pg_split_frontend
+from sandbox_db_proxy.auth.pg_auth import BackendAuth
 from sandbox_db_proxy.protocols import pg_messages as M
+from sandbox_db_proxy.protocols.pg_startup import (AUTH, BACKEND_AUTH, CLOSED, CONNECTING, DRAINING,  # noqa: F401
+                                                   MAX_INSPECTED, READY, STARTUP, UTF8_NAMES, StartupPhase, _enc)
 
 DB_SYSTEM = "postgresql"
 
-# Phases.
-STARTUP, AUTH, CONNECTING, BACKEND_AUTH, READY, CLOSED, DRAINING = range(7)
-
 DECOY_PREFIX = "__sdp_blocked_"
-# Biggest backend message the relay holds whole (ErrorResponse, ParameterStatus, ...); rows
-# are never held. PostgreSQL's own limit for a message is 1 GB; an error text of 16 MB is
-# already absurd.
-MAX_INSPECTED = 16 * 1024 * 1024
-# Authentication messages are small; refuse anything bigger before SCRAM runs.
-MAX_AUTH_MESSAGE = 8192
+# Named prepared statements tracked per connection (each holds its SQL text): a client
+# creating them without end must not grow the proxy's memory without bound.
+MAX_PREPARED = 10_000
 
-# Startup parameters passed from the client to the backend (everything else, in particular
-# `options`, which can carry `-c default_transaction_read_only=off`, is dropped).
-PASS_PARAMS = {"application_name": "application_name", "datestyle": "DateStyle",
-               "timezone": "TimeZone", "extra_float_digits": "extra_float_digits",
-               "intervalstyle": "IntervalStyle"}
-UTF8_NAMES = {"utf8", "unicode"}
-
-
-def _enc(name: str) -> str:
-    """Encoding names compare like PostgreSQL's pg_char_to_encoding: case-insensitive,
-    non-alphanumerics ignored ('UTF-8', 'utf8', "'utf-8'" are all UTF8)."""
-    return "".join(c for c in name.lower() if c.isalnum())
-
-# Engine stand-in results for messages that are refused before classification.
+# Protocol message names as audited (`protocol.message`).
+_MSG = {"Q": "Query", "E": "Execute"}
 _TXT = {"Q": "Query", "P": "Parse", "B": "Bind", "D": "Describe", "E": "Execute", "F": "FunctionCall"}
 
 
@@ -103,12 +85,7 @@ class Sink(Protocol):
     def cancel(self, pid: int, key: bytes) -> None: ...
 
 
-def _cstr_at(body: bytes, at: int) -> tuple[bytes, int]:
-    end = body.index(b"\0", at)
-    return body[at:end], end + 1
-
-
-class PgSession:
+class PgSession(StartupPhase):
     """One client connection and its backend connection."""
 
     def __init__(self, app: Any, backend_name: str, sink: Sink, ctx: Any, *, tls: bool = False,
@@ -134,7 +111,7 @@ class PgSession:
         self._bbuf = b""
         self._bskip = 0
         self._bneed = 0
-        self._scram: ScramServer | None = None
+        self._scram = None                  # ScramServer during AUTH
         self._scram_step = 0
         self._login = None
         self._bauth: BackendAuth | None = None
@@ -245,228 +222,27 @@ class PgSession:
                     f"terminating connection due to idle timeout ({secs:g} s, limits.idle_timeout_seconds)")
         return True
 
+    def login_timeout(self) -> bool:
+        """Called by the I/O layer when login (client authentication plus the backend
+        login) has not finished in time; True when the connection was closed."""
+        if self.state in (READY, CLOSED, DRAINING):
+            return False
+        if self.state in (CONNECTING, BACKEND_AUTH):
+            self.bm.backend_error()
+            self._fatal("08006", "sandbox-db-proxy: timed out logging in to the database backend",
+                        event="disconnect")
+        else:
+            self._fatal(M.SQLSTATE["invalid_authorization_specification"],
+                        "canceling authentication due to timeout", event="auth_failed")
+        return True
+
     def close(self, reason: str) -> None:
         """Administrative close (session killed, drain, backend removed)."""
         if self.state == CLOSED:
             return
         self._fatal(M.SQLSTATE["admin_shutdown"], f"terminating connection: {reason}", event="disconnect")
 
-    # =====================================================================================
-    # startup
-
-    def _startup_data(self, data: bytes) -> None:
-        buf = self._cbuf + data if self._cbuf else data
-        try:
-            pkt = pg_parse_startup(buf)
-        except TooLargeError as exc:
-            return self._protocol_error(f"startup packet too large: {exc}", limit=True)
-        except FrameError as exc:
-            return self._protocol_error(f"invalid startup packet: {exc}")
-        if pkt is None:
-            self._cbuf = buf
-            return
-        size, kind, a, b = pkt
-        rest = buf[size:]
-        self._cbuf = b""
-        if kind == "ssl":
-            if self.client_tls:
-                return self._protocol_error("SSLRequest received twice")
-            if rest:
-                # Bytes sent after SSLRequest but before the TLS handshake would be read as if
-                # they were encrypted (CVE-2021-23214): refuse.
-                return self._protocol_error("unexpected data after SSLRequest")
-            if self.tls_available:
-                self.sink.send_client(b"S")
-                self.sink.start_client_tls()
-            else:
-                self.sink.send_client(b"N")
-            return
-        if kind == "gss":
-            if rest:
-                return self._protocol_error("unexpected data after GSSENCRequest")
-            self.sink.send_client(b"N")   # GSSAPI encryption is not offered
-            return
-        if kind == "cancel":
-            self.sink.cancel(a, b)
-            self.state = CLOSED
-            self.sink.close_client()
-            return
-        self._startup_message(a, b, rest)
-
-    def _startup_message(self, version: tuple[int, int], params: list[tuple[str, str]], rest: bytes) -> None:
-        major, minor = version
-        if major != 3:
-            return self._fatal(M.SQLSTATE["feature_not_supported"],
-                               f"unsupported frontend protocol {major}.{minor}: server supports 3.0",
-                               event="protocol_error")
-        p: dict[str, str] = {}
-        unknown_pq: list[str] = []
-        for k, v in params:
-            if k.startswith("_pq_."):
-                unknown_pq.append(k)
-            else:
-                p[k] = v
-        self.params = p
-        if self.refuse is not None:
-            code, msg = self.refuse
-            return self._fatal(code, msg, event=None)
-        if self.backend.tls is not None and self.backend.tls.required and not self.client_tls:
-            return self._fatal(M.SQLSTATE["invalid_authorization_specification"],
-                               "this proxy requires TLS: connect with sslmode=require",
-                               event="auth_failed")
-        repl = p.get("replication")
-        if repl is not None and repl.lower() not in ("false", "off", "no", "0"):
-            return self._fatal(M.SQLSTATE["insufficient_privilege"],
-                               "replication connections are not allowed through sandbox-db-proxy",
-                               event="auth_failed")
-        user = p.get("user")
-        if not user:
-            return self._fatal(M.SQLSTATE["invalid_authorization_specification"],
-                               "no PostgreSQL user name specified in startup packet", event="auth_failed")
-        self.user = user
-        db = self._choose_database(p.get("database") or user, user)
-        if db is None:
-            allowed = ", ".join(self.backend.allowed_databases or ()) or "(none configured)"
-            return self._fatal(M.SQLSTATE["invalid_catalog_name"],
-                               f"database \"{p.get('database') or user}\" is not served by this proxy; "
-                               f"allowed: {allowed}", event="auth_failed")
-        self.database = db
-        self.ctx.update(database=db)
-        enc = p.get("client_encoding")
-        if enc is not None and _enc(enc) not in UTF8_NAMES | {"auto", "sqlascii"}:
-            # The relay reads statement text as UTF-8; other client encodings (SJIS, BIG5,
-            # GBK, ...) can hide quote or backslash bytes inside multibyte characters.
-            return self._fatal(M.SQLSTATE["feature_not_supported"],
-                               f"client_encoding {enc} is not supported by sandbox-db-proxy: use UTF8",
-                               event="protocol_error")
-        out = []
-        if minor != 0 or unknown_pq:
-            out.append(M.negotiate_protocol_version(0, unknown_pq))
-        login = self.app.lookup_login(self.backend_name, user)
-        if login is not None and login.backends is not None and self.backend_name not in login.backends:
-            login = None
-        verifier = None
-        if login is not None:
-            try:
-                if login.scram_verifier:
-                    verifier = Verifier.parse(login.scram_verifier)
-                elif login.password is not None:
-                    verifier = verifier_for_password(login.password)
-            except ScramError:
-                verifier = None
-        self._login = login if verifier is not None else None
-        self._scram = ScramServer(verifier, mock_user=user)
-        self._scram_step = 0
-        self.state = AUTH
-        out.append(M.auth(10, MECHANISM.encode() + b"\0\0"))
-        self.sink.send_client(b"".join(out))
-        if rest:
-            self._auth_data(rest)
-
-    def _choose_database(self, requested: str, user: str) -> str | None:
-        b = self.backend
-        if b.database_allowed(requested):
-            return requested
-        # libpq and most drivers default the database name to the user name; map that
-        # default to the configured database instead of refusing it.
-        if requested == user and b.database:
-            return b.database
-        return None
-
-    # -- client authentication (SCRAM-SHA-256, protocol "SASL Authentication") ----------
-    def _auth_data(self, data: bytes) -> None:
-        buf = self._cbuf + data if self._cbuf else data
-        try:
-            consumed, msgs, bad, _need = pg_split_frontend(buf, MAX_AUTH_MESSAGE)
-            if bad:
-                pg_split_frontend(buf[consumed:], MAX_AUTH_MESSAGE)
-        except FrameError as exc:
-            return self._protocol_error(f"invalid authentication message: {exc}")
-        self._cbuf = buf[consumed:]
-        for tag, start, end, _a, _b in msgs:
-            if self.state != AUTH:
-                # Messages pipelined after the password (e.g. by a driver that does not
-                # wait for AuthenticationOk) are held for READY.
-                self._early.append(buf[start:end])
-                continue
-            if tag != "p":
-                return self._protocol_error(f"expected a password message, got '{tag}'")
-            self._auth_step(buf[start + 5:end])
-        if self.state != AUTH and self._cbuf:
-            self._early.append(self._cbuf)
-            self._cbuf = b""
-
-    def _auth_step(self, body: bytes) -> None:
-        scram = self._scram
-        try:
-            if self._scram_step == 0:
-                mech, at = _cstr_at(body, 0)
-                if mech.decode() != MECHANISM:
-                    raise ScramError(f"unsupported SASL mechanism {mech.decode(errors='replace')}")
-                (n,) = struct.unpack_from("!i", body, at)
-                data = body[at + 4:at + 4 + n] if n >= 0 else b""
-                if n < 0 or len(data) != n:
-                    raise ScramError("malformed SASLInitialResponse")
-                server_first = scram.first(data.decode())
-                self._scram_step = 1
-                self.sink.send_client(M.auth(11, server_first.encode()))
-            else:
-                server_final = scram.final(body.decode())
-                self._auth_ok(server_final)
-        except (ScramError, ValueError, struct.error, UnicodeDecodeError) as exc:
-            self._auth_failed(str(exc))
-
-    def _auth_failed(self, detail: str) -> None:
-        self.bm.connection("auth_failed")
-        self._audit_event("auth_failed", reason=f"SCRAM-SHA-256 authentication failed for user "
-                          f"{self.user!r}: {detail}", **{"user.name": self.user})
-        self._send_fatal_now(M.fatal(M.SQLSTATE["invalid_password"],
-                                           f"password authentication failed for user \"{self.user}\""))
-
-    def _auth_ok(self, server_final: str) -> None:
-        login = self._login
-        if login.session_id is not None:
-            # Agent sessions (issue 5, sessions/manager.py): the session's allowed_ips and
-            # max_connections, checked once the password is proven and before the backend is
-            # contacted. No session manager = no session login (default deny).
-            sessions = getattr(self.app, "sessions", None)
-            why = (sessions.admit(login, self.ctx.client_address, self.sink) if sessions is not None
-                   else "agent sessions are not available on this proxy")
-            if why:
-                self.bm.connection("auth_failed")
-                self._audit_event("auth_failed", reason=why, agent=login.agent,
-                                  **{"user.name": self.user, "session.id": login.session_id})
-                self._send_fatal_now(M.fatal(M.SQLSTATE["invalid_authorization_specification"],
-                                             f"login refused: {why}"))
-                return
-        self.agent = login.agent
-        self.session_id = login.session_id
-        self.ctx.update(agent=login.agent, session_id=login.session_id)
-        self._audit_event("auth_ok", **{"user.name": self.user})
-        self.sink.send_client(M.auth(12, server_final.encode()) + M.auth(0))
-        self.state = CONNECTING
-        self.sink.connect_backend()
-
-    def _backend_params(self) -> list[tuple[str, str]]:
-        cfg = self._cfg
-        b = self.backend
-        timeout = cfg.statement_timeout_ms(b)
-        # Engine backstop (docs/ARCHITECTURE.md guard 3): the session starts read-only; the
-        # strings and encoding settings the relay's lexer assumes are pinned as well.
-        opts = []
-        if not self.monitor:
-            opts.append("-c default_transaction_read_only=on")
-        opts.append(f"-c statement_timeout={int(timeout)}")
-        opts.append("-c standard_conforming_strings=on")
-        params = [("user", b.username), ("database", self.database or b.database or b.username),
-                  ("options", " ".join(opts)), ("client_encoding", "UTF8")]
-        for k, v in self.params.items():
-            name = PASS_PARAMS.get(k.lower())
-            if name is not None:
-                params.append((name, v[:200]))
-        return params
-
-    # -- backend login --------------------------------------------------------------------
+    # -- backend data (dispatch; the login phase is in pg_startup.StartupPhase) --------
     def backend_data(self, data: bytes) -> None:
         if self.state == READY:
             self._ready_backend(data)
@@ -476,71 +252,6 @@ class PgSession:
             self._ready_backend(data)
             if self.state == DRAINING and self.sent_z == self.recv_z:
                 self._send_fatal_now(self._deferred_fatal)
-
-    def _scan(self, data: bytes):
-        buf = self._bbuf + data if self._bbuf else data
-        fwd, self._bskip, self._bneed, events = pg_scan_backend(buf, self._bskip, MAX_INSPECTED)
-        self._bbuf = buf[fwd:] if fwd < len(buf) else b""
-        return buf, fwd, events
-
-    def _backend_auth_data(self, data: bytes) -> None:
-        try:
-            buf, fwd, events = self._scan(data)
-        except FrameError as exc:
-            return self._backend_protocol_error(str(exc))
-        out = self._startup_out
-        run = 0
-        for tag, start, end, a, b, c in events:
-            if start > run:
-                out.append(buf[run:start])      # e.g. NoticeResponse: passed on
-            run = end
-            if tag == "R":
-                try:
-                    reply = self._bauth.on_request(a, b)
-                except BackendAuthError as exc:
-                    return self._backend_login_failed("28000", str(exc))
-                if reply is not None:
-                    self.sink.send_backend(reply)
-            elif tag == "E":
-                return self._backend_login_failed(b, c)
-            elif tag == "S":
-                if self._param_violation(a, b):
-                    return
-                out.append(buf[start:end])
-            elif tag == "K":
-                self.backend_key = (a, b)
-                out.append(M.key_data(self.proxy_pid, self.proxy_key))
-            elif tag == "Z":
-                if not self._bauth.done:
-                    return self._backend_login_failed("08P01", "backend became ready without authenticating")
-                self.txn = a
-                out.append(buf[start:end])
-                self._startup_out = []
-                self.sink.send_client(b"".join(out))
-                self.state = READY
-                # Anything after ReadyForQuery in this chunk is relay traffic: scan it again.
-                tail = buf[end:]
-                self._bbuf, self._bskip, self._bneed = b"", 0, 0
-                if tail:
-                    self._ready_backend(tail)
-                if self._early and self.state == READY:
-                    early, self._early = b"".join(self._early), []
-                    self._ready_client(early)
-                return
-            # 'v' NegotiateProtocolVersion and anything else inspected: not for the client.
-        if fwd > run:
-            out.append(buf[run:fwd])
-
-    def _backend_login_failed(self, code: str, message: str) -> None:
-        self.bm.backend_error()
-        self._fatal(code or "08006", f"sandbox-db-proxy could not log in to the database backend "
-                    f"{self.backend_name!r}: {message}", event="disconnect")
-
-    def _backend_protocol_error(self, detail: str) -> None:
-        self.bm.backend_error()
-        self._audit_event("protocol_error", reason=f"invalid data from the database backend: {detail}")
-        self._send_fatal_now(M.fatal(M.SQLSTATE["protocol_violation"],
-                                           "sandbox-db-proxy received invalid data from the database backend"))
 
     # =====================================================================================
     # relay: client -> backend
@@ -570,10 +281,15 @@ class PgSession:
             self._cpend = [rest]
             self._cplen = len(rest)
         if self._cfg is not self.app.config:
-            self._refresh()
+            try:
+                self._refresh()
+            except (KeyError, ValueError, ImportError):
+                # The backend left the configuration: the app closes its connections.
+                return self.close("backend removed from the proxy configuration")
         out: list | None = None
         run = 0
-        now = time.perf_counter()
+        now = perf_counter()
+        audit = self.app.audit
         for tag, start, end, a, b in msgs:
             if tag == "Q" or tag == "P":
                 if self.skip:
@@ -581,7 +297,20 @@ class PgSession:
                     out, run = self._cut(out, buf, run, start, end, None)
                     continue
                 sql = a if tag == "Q" else b
-                v = self._classify(sql)
+                if sql and not (audit.fail_closed and audit.refuse):
+                    t0 = perf_counter()
+                    try:
+                        v = self.engine.classify(sql)
+                    except Exception:  # noqa: BLE001 -- fail closed
+                        v = self._classify_failed()
+                    else:
+                        self.bm.classification(v.path, perf_counter() - t0)
+                else:
+                    v = self._classify(sql)
+                if tag == "P" and a and len(self.stmts) >= MAX_PREPARED and a not in self.stmts:
+                    v = Blocked("too-many-prepared-statements",
+                                f"This connection already holds {MAX_PREPARED} named prepared statements; "
+                                "Close some (or DEALLOCATE) before preparing more, or use the unnamed statement.")
                 if v is None or v.allowed:
                     if tag == "Q":
                         self.inflight.append(["Q", sql, v, now, None, self.sent_z, None])
@@ -589,15 +318,17 @@ class PgSession:
                     else:
                         self.stmts[a] = (sql, v)
                     continue
-                if self.monitor:
+                protocol_refusal = isinstance(v, Blocked)
+                if self.monitor and not protocol_refusal:
                     # Monitor mode: forwarded; audited once, when it completes (_finish).
+                    # (Protocol-level refusals -- encoding, audit fail-closed, limits -- hold.)
                     if tag == "Q":
                         self.inflight.append(["Q", sql, v, now, None, self.sent_z, None])
                         self.sent_z += 1
                     else:
                         self.stmts[a] = (sql, v)
                     continue
-                self._audit_block(v, sql, tag)
+                self._audit_block(v, sql, tag, monitor=False if protocol_refusal else None)
                 out, run = self._cut(out, buf, run, start, end, self._decoy(tag, v, a if tag == "P" else None))
                 if tag == "Q":
                     self.sent_z += 1
@@ -612,7 +343,11 @@ class PgSession:
                 if st is None:
                     out, run = self._refuse_unknown(out, buf, run, start, end, "B", b)
                     continue
-                self.portals[a] = st
+                portals = self.portals
+                if len(portals) >= MAX_PREPARED and a not in portals:
+                    portals.clear()         # only used for audit text; the backend drops
+                                            # portals at transaction end anyway
+                portals[a] = st
             elif tag == "E":
                 if self.skip:
                     out, run = self._cut(out, buf, run, start, end, None)
@@ -661,7 +396,11 @@ class PgSession:
             else:
                 self._flush_out(out, buf, run, start)
                 return self._protocol_error(f"unsupported frontend message type '{tag}'")
-        self._flush_out(out, buf, run, consumed)
+        if out is None:
+            if consumed:
+                self.sink.send_backend(buf if consumed == len(buf) else buf[:consumed])
+        else:
+            self._flush_out(out, buf, run, consumed)
         if bad:
             try:
                 pg_split_frontend(buf[consumed:], self.max_message)
@@ -703,14 +442,20 @@ class PgSession:
         if self.app.audit.refuse:
             return Blocked("audit-unavailable", "The audit log cannot be written and audit.fail_closed is "
                            "set, so no statement is run until it is writable again. Retry later.")
-        t0 = time.perf_counter()
+        t0 = perf_counter()
         try:
             v = self.engine.classify(sql)
-        except Exception as exc:  # noqa: BLE001 -- fail closed on any engine failure
-            return Blocked("engine-error", f"The statement could not be classified ({type(exc).__name__}), "
-                           "so it is blocked. Simplify the statement or split it.")
-        self.bm.classification(v.path, time.perf_counter() - t0)
+        except Exception:  # noqa: BLE001 -- fail closed on any engine failure
+            return self._classify_failed()
+        self.bm.classification(v.path, perf_counter() - t0)
         return v
+
+    @staticmethod
+    def _classify_failed():
+        import sys
+        exc = sys.exc_info()[1]
+        return Blocked("engine-error", f"The statement could not be classified ({type(exc).__name__}), "
+                       "so it is blocked. Simplify the statement or split it.")
 
     def _decoy(self, tag: str, v: Any, name: str | None) -> bytes:
         """A message of the same kind that the backend's raw parser rejects (42601)."""
@@ -743,16 +488,24 @@ class PgSession:
     # relay: backend -> client
 
     def _ready_backend(self, data: bytes) -> None:
-        if self._bbuf and len(self._bbuf) + len(data) < self._bneed:
-            self._bbuf += data
-            return
+        # Hot path: one Rust scan per chunk; the chunk itself is what gets written on.
+        bbuf = self._bbuf
+        if bbuf:
+            if len(bbuf) + len(data) < self._bneed:
+                self._bbuf = bbuf + data
+                return
+            buf = bbuf + data
+        else:
+            buf = data
         try:
-            buf, fwd, events = self._scan(data)
+            fwd, self._bskip, self._bneed, events = pg_scan_backend(buf, self._bskip, MAX_INSPECTED)
         except FrameError as exc:
             return self._backend_protocol_error(str(exc))
+        n = len(buf)
+        self._bbuf = buf[fwd:] if fwd < n else b""
         if not events:
             if fwd:
-                self.sink.send_client(buf if fwd == len(buf) else buf[:fwd])
+                self.sink.send_client(buf if fwd == n else buf[:fwd])
             return
         out = None
         run = 0
@@ -761,7 +514,8 @@ class PgSession:
                 self.txn = a
                 self.recv_z += 1
                 self.copy_in = False
-                self._finish_segment()
+                if self.inflight or self.decoys:
+                    self._finish_segment()
             elif tag == "C":
                 inflight = self.inflight
                 if inflight:
@@ -817,7 +571,11 @@ class PgSession:
                 return self._kill("backend entered COPY BOTH (replication) mode", "copy-both")
             elif tag == "K" or tag == "R" or tag == "v":
                 out, run = self._cut(out, buf, run, start, end, None)   # never after startup
-        self._flush_client(out, buf, run, fwd)
+        if out is None:
+            if fwd:
+                self.sink.send_client(buf if fwd == n else buf[:fwd])
+        else:
+            self._flush_client(out, buf, run, fwd)
 
     def _flush_client(self, out, buf, run, upto) -> None:
         if out is None:
@@ -879,15 +637,22 @@ class PgSession:
 
     def _finish(self, e: list) -> None:
         kind, sql, v, t0, rows, _seg, err = e
-        dt = time.perf_counter() - t0
+        dt = perf_counter() - t0
         bm = self.bm
         bm.query_seconds.observe(dt)
-        monitored = v is not None and not v.allowed
-        bm.statement("monitored" if monitored else "allowed", v.klass if v is not None else "read")
-        self.app.audit.statement(self.ctx, sql=sql, verdict=v if v is not None else "ALLOWED",
-                                 message="Query" if kind == "Q" else "Execute", rows=rows,
-                                 duration_ms=dt * 1000.0, monitor=monitored,
-                                 **({"db.response.status_code": err} if err else {}))
+        if v is None:
+            v, monitored, klass = "ALLOWED", False, "read"
+        else:
+            monitored = not v.allowed
+            klass = v.klass
+        bm.statement("monitored" if monitored else "allowed", klass)
+        if err is None:
+            self.app.audit.statement(self.ctx, sql=sql, verdict=v, message=_MSG[kind], rows=rows,
+                                     duration_ms=dt * 1000.0, monitor=monitored)
+        else:
+            self.app.audit.statement(self.ctx, sql=sql, verdict=v, message=_MSG[kind], rows=rows,
+                                     duration_ms=dt * 1000.0, monitor=monitored,
+                                     **{"db.response.status_code": err})
 
     def _finish_inflight(self, error: str) -> None:
         while self.inflight:

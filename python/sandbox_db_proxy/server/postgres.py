@@ -30,7 +30,7 @@ from typing import Any
 from sandbox_db_proxy.audit import ConnContext
 from sandbox_db_proxy.protocols import pg_messages as M
 from sandbox_db_proxy.protocols.pg_client import OneQuery
-from sandbox_db_proxy.protocols.postgres import DB_SYSTEM, PgSession
+from sandbox_db_proxy.protocols.postgres import CLOSED, DB_SYSTEM, PgSession
 
 log = logging.getLogger("sandbox_db_proxy.postgres")
 
@@ -175,8 +175,27 @@ class PgListener:
 
 
 class _Discard(asyncio.Protocol):
+    """CancelRequest connection: nothing is read back (the server just closes it)."""
+
+    def __init__(self):
+        self.transport = None
+        self._ssl_answer: asyncio.Future | None = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    async def negotiate_ssl(self, transport) -> bytes:
+        self._ssl_answer = asyncio.get_running_loop().create_future()
+        transport.write(M.SSL_REQUEST)
+        return await self._ssl_answer
+
     def data_received(self, data):
-        pass
+        if self._ssl_answer is not None and not self._ssl_answer.done():
+            self._ssl_answer.set_result(data[:1])
+
+    def connection_lost(self, exc):
+        if self._ssl_answer is not None and not self._ssl_answer.done():
+            self._ssl_answer.set_exception(ConnectionError("backend closed during TLS negotiation"))
 
 
 class _QueryProtocol(asyncio.Protocol):
@@ -243,7 +262,10 @@ class BackendConnection(asyncio.Protocol):
             else:
                 self._ssl_answer.set_result(data)
             return
-        self.client.session.backend_data(data)
+        try:
+            self.client.session.backend_data(data)
+        except Exception:  # noqa: BLE001 -- a relay bug must close the session, not leak it
+            self.client.internal_error("backend data")
 
     def connection_lost(self, exc):
         if self._ssl_answer is not None and not self._ssl_answer.done():
@@ -331,11 +353,40 @@ class ClientConnection(asyncio.Protocol):
         if adm.ok:
             self.app.audit.event(ctx, "connect")
         self._arm_idle()
+        # Like PostgreSQL's authentication_timeout: a client that never finishes logging in
+        # (or a backend that never answers the login) does not hold a slot forever.
+        limit = max(2.0, 6 * self.app.config.limits.connect_timeout_seconds)
+        self._login_handle = asyncio.get_running_loop().call_later(limit, self._login_timeout)
+
+    def _login_timeout(self):
+        self._login_handle = None
+        if not self.closed and self.session is not None:
+            self.session.login_timeout()
 
     def data_received(self, data):
         self._activity += 1
         self.bytes_in += len(data)
-        self.session.client_data(data)
+        try:
+            self.session.client_data(data)
+        except Exception:  # noqa: BLE001 -- a relay bug must close the session, not leak it
+            self.internal_error("client data")
+
+    def internal_error(self, where: str) -> None:
+        """Fail closed on an unexpected exception in the relay: log it, audit it, and end
+        both connections (nothing more is forwarded)."""
+        log.exception("backend %s: internal error while handling %s; closing the session",
+                      self.backend_name, where)
+        s = self.session
+        try:
+            self.app.audit.event(s.ctx, "protocol_error", reason=f"internal error while handling {where}")
+        except Exception:  # noqa: BLE001
+            pass
+        s.state = CLOSED
+        try:
+            self.send_client(M.fatal("XX000", "sandbox-db-proxy internal error; the session was closed"))
+        finally:
+            self.close_backend()
+            self.close_client()
 
     def connection_lost(self, exc):
         if self.session is None:
@@ -365,6 +416,8 @@ class ClientConnection(asyncio.Protocol):
                 self.app.release(self.backend_name)
             if self._idle_handle is not None:
                 self._idle_handle.cancel()
+            if getattr(self, "_login_handle", None) is not None:
+                self._login_handle.cancel()
 
     # -- idle timeout -----------------------------------------------------------------------
     def _arm_idle(self):
