@@ -8,11 +8,11 @@ measured in the same run (the direct run skips the writes: they would change the
 from __future__ import annotations
 
 import random
-import re
 import time
-import urllib.request
 
 import psycopg
+
+import proxy_metrics
 
 TEMPLATES = [
     "SELECT bid, count(*), avg(abalance) FROM pgbench_accounts WHERE aid BETWEEN {a} AND {b} GROUP BY bid ORDER BY bid",
@@ -76,9 +76,4 @@ def run(dsn: str, statements: list[tuple[str, bool]], skip_writes: bool) -> tupl
 
 def classification_counts(admin_port: int) -> dict[str, float]:
     """Per-path classification counts from the proxy's own histogram."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=5).read().decode()
-    counts: dict[str, float] = {}
-    for m in re.finditer(r'^sandbox_db_proxy_classification_seconds_count\{[^}]*path="(\w+)"[^}]*\} ([0-9.e+]+)$',
-                         text, re.M):
-        counts[m.group(1)] = counts.get(m.group(1), 0.0) + float(m.group(2))
-    return counts
+    return proxy_metrics.scrape(admin_port)["paths"]

@@ -151,3 +151,14 @@ def start_proxy(backends: list[dict], extra_yaml: str = "", name: str = "sandbox
     peer = Peer(name, "127.0.0.1", int(backends[0]["listen"].rsplit(":", 1)[1]), proc, d)
     peer.extra["admin_port"] = admin_port
     return peer
+
+
+def start_bare_forwarder(target_host: str, target_port: int, name: str = "uvloop-forwarder") -> Peer:
+    """The floor for any Python proxy: uvloop Protocols forwarding bytes, parsing nothing
+    (benches/bare_forwarder.py). Same interpreter and event loop as sandbox-db-proxy."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parent / "bare_forwarder.py"),
+                             str(port), target_host, str(target_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port("127.0.0.1", port)
+    return Peer(name, "127.0.0.1", port, proc)

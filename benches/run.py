@@ -28,6 +28,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 import agent_workload  # noqa: E402
 import memory  # noqa: E402
 import peers  # noqa: E402
+import proxy_metrics  # noqa: E402
 from servers import MariaDbServer, PgServer, free_port, tmp_root  # noqa: E402
 
 RESULTS = HERE / "results"
@@ -45,39 +46,53 @@ def machine() -> dict:
 
 
 # --------------------------------------------------------------------------- pgbench
-def pgbench(host: str, port: int, mode: str, clients: int, threads: int, seconds: int, env: dict) -> float:
+def pgbench(host: str, port: int, mode: str, clients: int, threads: int, seconds: int, env: dict) -> tuple[float, int]:
+    """(TPS without connection time, transactions processed)."""
     out = subprocess.run(["pgbench", "-n", "-S", "-M", mode, "-c", str(clients), "-j", str(threads),
                           "-T", str(seconds), "-h", host, "-p", str(port), "-U", "postgres", "bench"],
                          capture_output=True, text=True, env=env)
     m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out.stdout)
-    if not m or out.returncode != 0:
+    n = re.search(r"number of transactions actually processed: (\d+)", out.stdout)
+    if not m or not n or out.returncode != 0:
         raise RuntimeError(f"pgbench failed against {host}:{port}: {out.stdout[-500:]} {out.stderr[-1500:]}")
-    return float(m.group(1))
+    return float(m.group(1)), int(n.group(1))
 
 
 def bench_agent(pg: PgServer, proxy: peers.Peer, rounds: int) -> dict:
-    """Agent-like mixed workload, direct vs. proxy interleaved; cache hit rate from /metrics."""
+    """Agent-like mixed workload, direct vs. proxy interleaved; cache hit rate from /metrics,
+    per round (round 1 meets a cold cache for these texts, later rounds a warm one)."""
     stmts = agent_workload.make_statements(n=3000, distinct=300, write_share=0.02)
     direct_dsn = pg.dsn("bench")
     proxy_dsn = f"host={proxy.host} port={proxy.port} dbname=bench user=postgres password={pg.password}"
-    before = agent_workload.classification_counts(proxy.extra["admin_port"])
-    per_round = []
+    admin = proxy.extra["admin_port"]
+    per_round, rounds_paths = [], []
     blocked = 0
     for r in range(rounds):
         d, _, _ = agent_workload.run(direct_dsn, stmts, skip_writes=True)
+        before = proxy_metrics.scrape(admin)
         p, _, blocked = agent_workload.run(proxy_dsn, stmts, skip_writes=False)
+        paths = proxy_metrics.delta(before, proxy_metrics.scrape(admin))
+        total = sum(paths["counts"].values()) or 1
+        paths["cache_hit_rate"] = paths["counts"].get("cache", 0) / total
+        rounds_paths.append(paths)
         per_round.append(p / d)
-        print(f"  round {r + 1} agent workload: direct {d:.0f}/s, proxy {p:.0f}/s", flush=True)
-    after = agent_workload.classification_counts(proxy.extra["admin_port"])
-    paths = {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before)}
-    total = sum(paths.values()) or 1
+        print(f"  round {r + 1} agent workload: direct {d:.0f}/s, proxy {p:.0f}/s, cache hit rate "
+              f"{paths['cache_hit_rate']:.1%}, deep {paths['deep']}", flush=True)
+    counts: dict[str, int] = {}
+    for rp in rounds_paths:
+        for k, v in rp["counts"].items():
+            counts[k] = counts.get(k, 0) + v
+    total = sum(counts.values()) or 1
     return {"ratio_vs_direct": statistics.median(per_round), "blocked_writes_per_round": blocked,
-            "statements_per_round": len(stmts), "classification_paths": paths,
-            "cache_hit_rate": paths.get("cache", 0) / total,
-            "deep_per_1000": 1000 * paths.get("deep", 0) / total}
+            "statements_per_round": len(stmts), "classification_paths": counts, "rounds": rounds_paths,
+            "cache_hit_rate": counts.get("cache", 0) / total,
+            "cache_hit_rate_first_round": rounds_paths[0]["cache_hit_rate"] if rounds_paths else None,
+            "deep_per_1000": 1000 * counts.get("deep", 0) / total}
 
 
 def bench_pgbench(rounds: int, seconds: int, only: set[str] = frozenset()) -> dict:
+    """pgbench rounds (when "pgbench" is in `only`), then the agent workload and the memory
+    test against the same servers (when "agent" / "memory" are)."""
     pg = PgServer(root=tmp_root("sdp-bench-pg-"), extra_conf="max_connections=1200\n").start()
     started: list[peers.Peer] = []
     try:
@@ -94,29 +109,38 @@ def bench_pgbench(rounds: int, seconds: int, only: set[str] = frozenset()) -> di
         started.append(bouncer)
         haproxy = peers.start_haproxy(pg.host, pg.port)
         started.append(haproxy)
+        bare = peers.start_bare_forwarder(pg.host, pg.port)
+        started.append(bare)
         targets = {"direct": (pg.host, pg.port, None), "sandbox-db-proxy": (proxy.host, proxy.port, proxy),
-                   "pgbouncer": (bouncer.host, bouncer.port, bouncer), "haproxy": (haproxy.host, haproxy.port, haproxy)}
+                   "pgbouncer": (bouncer.host, bouncer.port, bouncer), "haproxy": (haproxy.host, haproxy.port, haproxy),
+                   "uvloop-forwarder": (bare.host, bare.port, bare)}
         workloads = [("simple", 8, 2), ("extended", 8, 2), ("prepared", 8, 2), ("simple", 1, 1)]
         raw: dict[str, dict[str, list[float]]] = {}
         cpu: dict[str, dict[str, list[float]]] = {}
-        # warm-up: connections, caches, the backend's shared buffers
+        # warm-up: connections, caches, the backend's shared buffers; every mode once, so the
+        # proxy has seen each statement shape before the measured rounds
         for name, (h, p, _) in targets.items():
-            pgbench(h, p, "simple", 8, 2, 2, env)
-        paths_before = agent_workload.classification_counts(proxy.extra["admin_port"])
-        for r in range(rounds):
+            for mode in ("simple", "extended", "prepared"):
+                pgbench(h, p, mode, 8, 2, 1, env)
+        paths_before = proxy_metrics.scrape(proxy.extra["admin_port"])
+        for r in range(rounds if "pgbench" in only else 0):
             for mode, c, j in workloads:
                 key = f"{mode} c={c}"
                 for name, (h, p, peer) in targets.items():
                     before = peer.cpu_seconds() if peer else 0.0
-                    tps = pgbench(h, p, mode, c, j, seconds, env)
+                    tps, n = pgbench(h, p, mode, c, j, seconds, env)
                     used = (peer.cpu_seconds() - before) if peer else 0.0
                     raw.setdefault(key, {}).setdefault(name, []).append(tps)
                     if peer:
-                        cpu.setdefault(key, {}).setdefault(name, []).append(used / max(tps * seconds, 1) * 1e6)
+                        # includes the 8 logins (SCRAM) of the run: what a real run costs
+                        cpu.setdefault(key, {}).setdefault(name, []).append(used / max(n, 1) * 1e6)
                 print(f"  round {r + 1} {key}: " + ", ".join(f"{n} {raw[key][n][-1]:.0f}" for n in targets), flush=True)
-        paths = paths_delta(proxy, paths_before)
+        paths = proxy_metrics.delta(paths_before, proxy_metrics.scrape(proxy.extra["admin_port"]))
+        print(f"  deep-path classifications after warm-up: {paths['deep']} in {paths['statements']} statements "
+              f"({paths['deep_per_1000']:.3f} per 1,000); paths {paths['counts']}", flush=True)
         result = {"raw_tps": raw, "cpu_us_per_query": cpu, "classification_paths": paths,
-                  "ratios": ratios(raw, base="direct"), "vs_pgbouncer": ratios(raw, base="pgbouncer")}
+                  "ratios": ratios(raw, base="direct"), "vs_pgbouncer": ratios(raw, base="pgbouncer"),
+                  "vs_haproxy": ratios(raw, base="haproxy")}
         if "agent" in only:
             result["agent"] = bench_agent(pg, proxy, rounds)
         if "memory" in only:
@@ -128,14 +152,6 @@ def bench_pgbench(rounds: int, seconds: int, only: set[str] = frozenset()) -> di
         for p in started:
             p.stop()
         pg.stop()
-
-
-def paths_delta(proxy: peers.Peer, before: dict) -> dict:
-    """Classification counts per path (cache/fast/deep) since `before`, and deep calls per 1,000."""
-    after = agent_workload.classification_counts(proxy.extra["admin_port"])
-    paths = {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before)}
-    total = sum(paths.values()) or 1
-    return {"counts": paths, "deep_per_1000": 1000 * paths.get("deep", 0) / total}
 
 
 def ratios(raw: dict, base: str) -> dict:
@@ -150,15 +166,16 @@ def ratios(raw: dict, base: str) -> dict:
 
 
 # --------------------------------------------------------------------------- sysbench
-def sysbench(test: str, host: str, port: int, seconds: int, threads: int = 8) -> float:
+def sysbench(test: str, host: str, port: int, seconds: int, threads: int = 8) -> tuple[float, int]:
+    """(queries per second, queries run)."""
     out = subprocess.run(["sysbench", test, "--db-driver=mysql", f"--mysql-host={host}", f"--mysql-port={port}",
                           "--mysql-user=app", "--mysql-password=secret", "--mysql-db=sbtest", "--tables=4",
                           "--table-size=10000", f"--threads={threads}", f"--time={seconds}", "--db-ps-mode=auto",
                           "--mysql-ssl=off", "run"], capture_output=True, text=True)
-    m = re.search(r"queries:\s+\d+\s+\(([0-9.]+) per sec", out.stdout)
+    m = re.search(r"queries:\s+(\d+)\s+\(([0-9.]+) per sec", out.stdout)
     if not m or out.returncode != 0:
         raise RuntimeError(f"sysbench failed against {host}:{port}: {out.stdout[-800:]} {out.stderr[-800:]}")
-    return float(m.group(1))
+    return float(m.group(2)), int(m.group(1))
 
 
 def bench_sysbench(rounds: int, seconds: int) -> dict:
@@ -176,26 +193,32 @@ def bench_sysbench(rounds: int, seconds: int) -> dict:
         started.append(proxy)
         haproxy = peers.start_haproxy(db.host, db.port)
         started.append(haproxy)
+        bare = peers.start_bare_forwarder(db.host, db.port)
+        started.append(bare)
         targets = {"direct": (db.host, db.port, None), "sandbox-db-proxy": (proxy.host, proxy.port, proxy),
-                   "haproxy": (haproxy.host, haproxy.port, haproxy)}
+                   "haproxy": (haproxy.host, haproxy.port, haproxy), "uvloop-forwarder": (bare.host, bare.port, bare)}
         raw: dict[str, dict[str, list[float]]] = {}
         cpu: dict[str, dict[str, list[float]]] = {}
+        # warm-up: both tests (oltp_read_only adds BEGIN/COMMIT and range queries)
         for name, (h, p, _) in targets.items():
-            sysbench("oltp_point_select", h, p, 2)
-        paths_before = agent_workload.classification_counts(proxy.extra["admin_port"])
+            for test in ("oltp_point_select", "oltp_read_only"):
+                sysbench(test, h, p, 1)
+        paths_before = proxy_metrics.scrape(proxy.extra["admin_port"])
         for r in range(rounds):
             for test in ("oltp_point_select", "oltp_read_only"):
                 for name, (h, p, peer) in targets.items():
                     before = peer.cpu_seconds() if peer else 0.0
-                    qps = sysbench(test, h, p, seconds)
+                    qps, n = sysbench(test, h, p, seconds)
                     used = (peer.cpu_seconds() - before) if peer else 0.0
                     raw.setdefault(test, {}).setdefault(name, []).append(qps)
                     if peer:
-                        cpu.setdefault(test, {}).setdefault(name, []).append(used / max(qps * seconds, 1) * 1e6)
+                        cpu.setdefault(test, {}).setdefault(name, []).append(used / max(n, 1) * 1e6)
                 print(f"  round {r + 1} {test}: " + ", ".join(f"{n} {raw[test][n][-1]:.0f}" for n in targets), flush=True)
-        return {"raw_qps": raw, "cpu_us_per_query": cpu, "classification_paths": paths_delta(proxy, paths_before),
-                "ratios": ratios(raw, base="direct"),
-                "vs_haproxy": ratios(raw, base="haproxy")}
+        paths = proxy_metrics.delta(paths_before, proxy_metrics.scrape(proxy.extra["admin_port"]))
+        print(f"  deep-path classifications after warm-up: {paths['deep']} in {paths['statements']} statements "
+              f"({paths['deep_per_1000']:.3f} per 1,000); paths {paths['counts']}", flush=True)
+        return {"raw_qps": raw, "cpu_us_per_query": cpu, "classification_paths": paths,
+                "ratios": ratios(raw, base="direct"), "vs_haproxy": ratios(raw, base="haproxy")}
     finally:
         for p in started:
             p.stop()
@@ -204,12 +227,11 @@ def bench_sysbench(rounds: int, seconds: int) -> dict:
 
 # --------------------------------------------------------------------------- classifier
 def bench_classifier() -> dict:
-    out = subprocess.run([sys.executable, str(HERE / "bench_classifier.py"), "--json"],
+    out = subprocess.run([sys.executable, str(HERE / "bench_classifier.py"), "--out", str(RESULTS / "classifier.json")],
                          capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
-    path = RESULTS / "classifier.json"
-    return json.loads(path.read_text()) if path.exists() else {"stdout": out.stdout}
+    return json.loads((RESULTS / "classifier.json").read_text())
 
 
 # --------------------------------------------------------------------------- report
@@ -217,56 +239,141 @@ def fmt(x) -> str:
     return "–" if x is None else f"{x:.2f}×"
 
 
+def med(values) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def fmt_us(x) -> str:
+    return "–" if x is None else f"{x:.1f}"
+
+
+def classifier_markdown(rows: list[dict]) -> list[str]:
+    lines = ["**Verdict engine** (`Engine.classify`, best pass on this shared box; `fast_check` is the bare Rust "
+             "call for reference) — µs per statement", "",
+             "| dialect | size | cache hit | fast path | deep path | bare fast_check |", "|---|---|---|---|---|---|"]
+    by = {}
+    for r in rows:
+        by.setdefault((r["dialect"], r["size"]), {})[r["path"]] = r
+    for (dialect, size), paths in by.items():
+        cells = []
+        for path in ("cache", "fast", "deep", "fast_check"):
+            r = paths.get(path)
+            cells.append("–" if not r or r["us_per_stmt"] is None else
+                         f"{r['us_per_stmt']:.2f}" + (f" ({r['statements']})" if path in ("fast", "deep") else ""))
+        avg = next(iter(paths.values()))["avg_chars"]
+        lines.append(f"| {dialect} | {size} (avg {avg} chars) | " + " | ".join(cells) + " |")
+    lines.append("(in brackets: how many of the statements take that path)")
+    return lines
+
+
+def targets(result: dict) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for every issue-6 target the run measured."""
+    out: list[tuple[str, str, bool | None]] = []
+    pb = result.get("pgbench")
+    if pb and pb["raw_tps"]:
+        for key, need in (("simple c=8", 0.70), ("extended c=8", 0.70), ("prepared c=8", 0.50)):
+            r = pb["ratios"].get(key, {}).get("sandbox-db-proxy")
+            out.append((f"pgbench {key} ≥ {need:.2f}× direct", fmt(r), None if r is None else r >= need))
+        for key in pb["ratios"]:
+            r = pb["vs_pgbouncer"][key].get("sandbox-db-proxy")
+            out.append((f"pgbench {key} ≥ 0.95× PgBouncer", fmt(r), None if r is None else r >= 0.95))
+        d = pb["classification_paths"]
+        out.append(("no pgbench statement on the deep path after warm-up",
+                    f"{d['deep']} deep in {d['statements']} statements", d["deep"] == 0))
+    if pb:
+        mem = pb.get("memory", {}).get("sandbox-db-proxy")
+        if mem:
+            kb = mem["bytes_per_connection"] / 1024
+            out.append(("1,000 idle connections ≤ 100 KB each", f"{kb:.1f} KiB", kb <= 100))
+    sb = result.get("sysbench")
+    if sb:
+        for key in sb["ratios"]:
+            r = sb["ratios"][key].get("sandbox-db-proxy")
+            out.append((f"sysbench {key} ≥ 0.70× direct", fmt(r), None if r is None else r >= 0.70))
+            r = sb["vs_haproxy"][key].get("sandbox-db-proxy")
+            out.append((f"sysbench {key} ≥ 0.95× HAProxy", fmt(r), None if r is None else r >= 0.95))
+        d = sb["classification_paths"]
+        out.append(("no sysbench statement on the deep path after warm-up",
+                    f"{d['deep']} deep in {d['statements']} statements", d["deep"] == 0))
+    cl = result.get("classifier")
+    if cl:
+        short = [r for r in cl["rows"] if r["size"] == "short" and r["us_per_stmt"] is not None]
+        hit = max((r["us_per_stmt"] for r in short if r["path"] == "cache"), default=None)
+        fast = max((r["us_per_stmt"] for r in short if r["path"] == "fast"), default=None)
+        if hit is not None:
+            out.append(("verdict-cache hit ≤ 1 µs (slowest dialect)", f"{hit:.2f} µs", hit <= 1.0))
+        if fast is not None:
+            out.append(("fast path ≤ 5 µs, short statement (slowest dialect)", f"{fast:.2f} µs", fast <= 5.0))
+    return out
+
+
 def markdown(result: dict) -> str:
     m = result["machine"]
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_mib']} MiB, kernel {m['kernel']}, "
              f"Python {m['python']}; run {m['date']}; median of {result['rounds']} interleaved rounds of "
-             f"{result['seconds']} s.", ""]
-    if "pgbench" in result:
+             f"{result['seconds']} s. The database, the load generator and the peer under test share the "
+             "2 cores, so ratios against direct are bounded by CPU contention; CPU µs per query (from /proc, "
+             "all threads of the peer's process) is the steadier figure. `uvloop-forwarder` is a bare Python "
+             "forwarder on the same event loop (benches/bare_forwarder.py): the floor for any Python proxy.", ""]
+    if result.get("pgbench", {}).get("raw_tps"):
         pb = result["pgbench"]
-        lines += ["**PostgreSQL, `pgbench -S` (scale 10)** — TPS ratio vs. direct in the same round; proxy "
-                  "CPU µs/query from /proc", "",
-                  "| workload | direct TPS | sandbox-db-proxy | PgBouncer | HAProxy TCP | proxy ÷ PgBouncer | proxy CPU µs/q | PgBouncer CPU µs/q | HAProxy CPU µs/q |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        names = ("sandbox-db-proxy", "pgbouncer", "haproxy", "uvloop-forwarder")
+        lines += ["**PostgreSQL 15, `pgbench -S` (scale 10, 8 clients / 2 threads, and 1 client)** — TPS ratio vs. "
+                  "direct in the same round; CPU µs per query of each peer", "",
+                  "| workload | direct TPS | sandbox-db-proxy | PgBouncer (session) | HAProxy TCP | uvloop forwarder "
+                  "| proxy ÷ PgBouncer | proxy ÷ HAProxy | CPU µs/q: proxy | PgBouncer | HAProxy | uvloop fwd |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for key, r in pb["ratios"].items():
             cpu = pb["cpu_us_per_query"].get(key, {})
-            med = lambda n: statistics.median(cpu[n]) if n in cpu else None  # noqa: E731
             lines.append(f"| {key} | {statistics.median(pb['raw_tps'][key]['direct']):.0f} | "
-                         f"{fmt(r.get('sandbox-db-proxy'))} | {fmt(r.get('pgbouncer'))} | {fmt(r.get('haproxy'))} | "
-                         f"{fmt(pb['vs_pgbouncer'][key].get('sandbox-db-proxy'))} | "
-                         + " | ".join("–" if med(n) is None else f"{med(n):.1f}"
-                                      for n in ("sandbox-db-proxy", "pgbouncer", "haproxy")) + " |")
-        lines.append(f"Deep-path calls after warm-up: {pb['classification_paths']['deep_per_1000']:.2f} per 1,000 "
-                     f"statements (paths {pb['classification_paths']['counts']}).")
-        lines.append("")
+                         + " | ".join(fmt(r.get(n)) for n in names) + " | "
+                         + f"{fmt(pb['vs_pgbouncer'][key].get('sandbox-db-proxy'))} | "
+                         + f"{fmt(pb['vs_haproxy'][key].get('sandbox-db-proxy'))} | "
+                         + " | ".join(fmt_us(med(cpu.get(n))) for n in names) + " |")
+        d = pb["classification_paths"]
+        lines += ["", f"Deep-path classifications after warm-up: {d['deep']} in {d['statements']} statements "
+                  f"({d['deep_per_1000']:.2f} per 1,000); classifications by path {d['counts']}.", ""]
+    if "pgbench" in result:
+        pb = result["pgbench"]
         if "agent" in pb:
             a = pb["agent"]
-            lines += [f"**Agent-like workload** ({a['statements_per_round']} statements: 300 distinct analytic SELECTs "
-                      f"with inline literals, skewed repeats, 2% writes that are blocked): proxy ÷ direct "
-                      f"{fmt(a['ratio_vs_direct'])}; verdict-cache hit rate {a['cache_hit_rate']:.1%}; deep-path calls "
-                      f"{a['deep_per_1000']:.1f} per 1,000 statements; paths {a['classification_paths']}.", ""]
+            first = a.get("cache_hit_rate_first_round")
+            lines += [f"**Agent-like workload** ({a['statements_per_round']} statements per round, one connection: 300 "
+                      f"distinct analytic SELECTs with inline literals, skewed repeats, 2% writes that are blocked): "
+                      f"proxy ÷ direct {fmt(a['ratio_vs_direct'])}; verdict-cache hit rate "
+                      + (f"{first:.1%} in the first round, " if first is not None else "")
+                      + f"{a['cache_hit_rate']:.1%} over all rounds; deep-path calls {a['deep_per_1000']:.1f} per "
+                      f"1,000 classifications; paths {a['classification_paths']}.", ""]
         if "memory" in pb:
             mm = pb["memory"]
-            lines += ["**Memory, 1,000 idle client connections** (each with its backend connection): "
+            lines += ["**Memory, 1,000 idle client connections** (each logged in, with its backend connection): "
                       + "; ".join(f"{n} {v['bytes_per_connection'] / 1024:.1f} KiB per connection "
                                   f"(RSS {v['rss_before_bytes'] / 2**20:.0f} → {v['rss_after_bytes'] / 2**20:.0f} MiB)"
                                   for n, v in mm.items()), ""]
     if "sysbench" in result:
         sb = result["sysbench"]
-        lines += ["**MariaDB 10.11, sysbench (8 threads)** — QPS ratio vs. direct in the same round", "",
-                  "| test | direct QPS | sandbox-db-proxy | HAProxy TCP | proxy ÷ HAProxy | proxy CPU µs/q |",
-                  "|---|---|---|---|---|---|"]
+        names = ("sandbox-db-proxy", "haproxy", "uvloop-forwarder")
+        lines += ["**MariaDB 10.11, sysbench (8 threads, 4 tables × 10,000 rows, server-side prepared statements)** — "
+                  "QPS ratio vs. direct in the same round; CPU µs per query of each peer", "",
+                  "| test | direct QPS | sandbox-db-proxy | HAProxy TCP | uvloop forwarder | proxy ÷ HAProxy "
+                  "| CPU µs/q: proxy | HAProxy | uvloop fwd |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for key, r in sb["ratios"].items():
-            cpu = sb["cpu_us_per_query"].get(key, {}).get("sandbox-db-proxy")
+            cpu = sb["cpu_us_per_query"].get(key, {})
             lines.append(f"| {key} | {statistics.median(sb['raw_qps'][key]['direct']):.0f} | "
-                         f"{fmt(r.get('sandbox-db-proxy'))} | {fmt(r.get('haproxy'))} | "
-                         f"{fmt(sb['vs_haproxy'][key].get('sandbox-db-proxy'))} | "
-                         f"{'–' if not cpu else f'{statistics.median(cpu):.1f}'} |")
-        lines.append(f"Deep-path calls after warm-up: {sb['classification_paths']['deep_per_1000']:.2f} per 1,000 "
-                     f"statements (paths {sb['classification_paths']['counts']}).")
+                         + " | ".join(fmt(r.get(n)) for n in names) + " | "
+                         + f"{fmt(sb['vs_haproxy'][key].get('sandbox-db-proxy'))} | "
+                         + " | ".join(fmt_us(med(cpu.get(n))) for n in names) + " |")
+        d = sb["classification_paths"]
+        lines += ["", f"Deep-path classifications after warm-up: {d['deep']} in {d['statements']} statements "
+                  f"({d['deep_per_1000']:.2f} per 1,000); classifications by path {d['counts']}.", ""]
+    if "classifier" in result:
+        lines += classifier_markdown(result["classifier"]["rows"]) + [""]
+    t = targets(result)
+    if t:
+        lines += ["**Issue 6 targets in this run**", "", "| target | measured | met |", "|---|---|---|"]
+        lines += [f"| {name} | {value} | {'–' if ok is None else ('yes' if ok else 'no')} |" for name, value, ok in t]
         lines.append("")
-    if "classifier_markdown" in result:
-        lines += [result["classifier_markdown"], ""]
     return "\n".join(lines)
 
 
@@ -282,11 +389,8 @@ def main() -> int:
     if "classifier" in only:
         print("== classifier micro-benchmarks", flush=True)
         result["classifier"] = bench_classifier()
-        md = RESULTS / "classifier.md"
-        if md.exists():
-            result["classifier_markdown"] = md.read_text()
-    if "pgbench" in only:
-        print("== pgbench", flush=True)
+    if only & {"pgbench", "agent", "memory"}:
+        print("== pgbench / agent workload / memory", flush=True)
         result["pgbench"] = bench_pgbench(args.rounds, args.seconds, only)
     if "sysbench" in only:
         print("== sysbench", flush=True)

@@ -20,6 +20,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+import proxy_harness
+from proxy_harness import reap
 from servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,17 +133,11 @@ def wait_ready(admin_port: int, timeout: float = 60) -> None:
 
 
 def read_audit(tmp_path) -> list[dict]:
-    p = tmp_path / "logs" / "audit.json"
-    return [orjson.loads(x) for x in p.read_bytes().splitlines()] if p.exists() else []
+    return proxy_harness.read_audit(tmp_path / "logs" / "audit.json")
 
 
 def wait_for(pred, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
+    return proxy_harness.wait_for(pred, timeout, 0.05)
 
 
 def test_serve_reload_healthcheck_and_sigterm(tmp_path):
@@ -183,9 +179,7 @@ def test_serve_reload_healthcheck_and_sigterm(tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap(proc)
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=1)
 
@@ -319,9 +313,8 @@ def test_serve_postgres_end_to_end(tmp_path, pg_server):
             psycopg.connect(f"host=127.0.0.1 port={port} dbname={db} user=postgres "
                             f"password={pg_server.password} sslmode=disable").close()
         assert pg_server.checksum(db) == before
-        assert wait_for(lambda: any(r.get("verdict") == "BLOCKED" for r in
-                                    [orjson.loads(x) for x in audit.read_bytes().splitlines()] if audit.exists()))
-        recs = [orjson.loads(x) for x in audit.read_bytes().splitlines()]
+        assert wait_for(lambda: any(r.get("verdict") == "BLOCKED" for r in proxy_harness.read_audit(audit)))
+        recs = proxy_harness.read_audit(audit)
         (blocked,) = [r for r in recs if r.get("verdict") == "BLOCKED"]
         assert blocked["agent"] == "bot" and blocked["db.system.name"] == "postgresql"
         assert blocked["db.namespace"] == db and "INSERT" in blocked["db.query.text"]
@@ -335,11 +328,10 @@ def test_serve_postgres_end_to_end(tmp_path, pg_server):
         p.write_text(p.read_text() + "security: {allowed_ips: [10.0.0.0/8]}\n")
         proc.send_signal(signal.SIGHUP)
         assert wait_for(lambda: any(r.get("event") == "config_reload" and r.get("outcome") == "success"
-                                    for r in [orjson.loads(x) for x in audit.read_bytes().splitlines()]))
+                                    for r in proxy_harness.read_audit(audit)))
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(dsn, connect_timeout=5).close()
-        assert wait_for(lambda: any(r.get("event") == "ip_denied"
-                                    for r in [orjson.loads(x) for x in audit.read_bytes().splitlines()]))
+        assert wait_for(lambda: any(r.get("event") == "ip_denied" for r in proxy_harness.read_audit(audit)))
         assert _stop(proc) == 0
     finally:
         _stop(proc)

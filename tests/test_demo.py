@@ -17,6 +17,8 @@ import time
 import orjson
 import pytest
 
+from proxy_harness import reap
+
 pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("sandbox_db_proxy.server.postgres") is None,
                        reason="the PostgreSQL relay (server/postgres.py) is not built yet"),
@@ -26,6 +28,21 @@ pytestmark = [
 CLI = [sys.executable, "-m", "sandbox_db_proxy.cli"]
 GUIDE = ("SELECT * FROM users LIMIT 10;", "INSERT INTO users (name) VALUES ('test');",
          "UPDATE users SET name = 'test' WHERE id = 1;", "DELETE FROM users WHERE id = 1;")
+
+
+def lines_until(proc, marker: str, timeout: float = 120) -> list[str]:
+    """The demo's stdout lines up to and including the first containing `marker` (or up to
+    EOF / `timeout`)."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if marker in line:
+            break
+    return seen
 
 
 def test_demo_check_only(tmp_path):
@@ -57,18 +74,11 @@ def test_demo_keeps_serving_until_ctrl_c(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         url = None
-        deadline = time.monotonic() + 120
-        seen = []
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
+        seen = lines_until(proc, "press Ctrl-C")
+        for line in seen:
             m = re.search(r'psql "(postgresql://[^"]+)"', line)
             if m:
                 url = m.group(1)
-            if "press Ctrl-C" in line:
-                break
         assert url, "".join(seen) + proc.stderr.read() if proc.poll() is not None else "".join(seen)
         with psycopg.connect(url, autocommit=True) as conn:
             assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 25
@@ -79,9 +89,7 @@ def test_demo_keeps_serving_until_ctrl_c(tmp_path):
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap(proc)
 
 
 def test_serve_test_mode_is_the_demo_and_stops_on_sigterm(tmp_path):
@@ -90,23 +98,12 @@ def test_serve_test_mode_is_the_demo_and_stops_on_sigterm(tmp_path):
     proc = subprocess.Popen(CLI + ["serve", "--test-mode", "--port", "0"], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, cwd=tmp_path)
     try:
-        seen = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            if "press Ctrl-C" in line:
-                break
-        out = "".join(seen)
+        out = "".join(lines_until(proc, "press Ctrl-C"))
         assert "proxy listening on 0.0.0.0:" in out and "Result: all" in out, out
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap(proc)
     assert (tmp_path / "volumes" / "audit-logs" / "audit.json").exists()  # the guide's path, relative to cwd
 
 
@@ -139,9 +136,7 @@ def test_sigterm_while_starting_leaves_no_postgres_behind(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap(proc)
     new = set(glob.glob("/tmp/sdp-demo-*")) - before
     assert not new, f"left behind: {new}"
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout

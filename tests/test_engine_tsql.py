@@ -12,10 +12,6 @@ from sandbox_db_proxy import Engine, _native
 _BATCH = "SELECT COUNT(*) FROM dbo.users\nSELECT COUNT(*) FROM dbo.orders"
 
 
-def _native_splits_batches() -> bool:
-    """docs/ARCHITECTURE.md: split_statements also splits T-SQL batches without `;`."""
-    return len(_native.split_statements(_BATCH, "tsql")) == 2
-
 ALLOWED = [
     ("SELECT 1", "read"),
     ("SELECT TOP 10 id, email FROM dbo.users WHERE country = N'DE' ORDER BY id", "read"),
@@ -115,9 +111,64 @@ def test_blocked(engine, sql, rule):
 
 
 def test_batch_lists_every_statement(engine):
+    # docs/ARCHITECTURE.md: split_statements also splits T-SQL batches without `;`
+    assert _native.split_statements(_BATCH, "tsql") == _BATCH.split("\n")
     v = engine.classify(_BATCH)
-    if not _native_splits_batches():
-        # without the split the batch cannot be read as two statements: it must block, not allow
-        assert not v.allowed
-        pytest.xfail("native split_statements does not split T-SQL batches without ';' yet")
-    assert v.allowed and len(v.statements) == 2
+    assert v.allowed, (v.rule, v.reason)
+    assert [s.verbs for s in v.statements] == [("SELECT",), ("SELECT",)]
+
+
+# Batches without `;` (read-only-bypasses.md item 13): each statement is classified on its own,
+# so a write anywhere in the batch blocks it with that write's rule, and reads stay reads.
+BATCH_ALLOWED = [
+    ("SELECT 1 SELECT 2", [("SELECT",), ("SELECT",)]),
+    ("DECLARE @d date = '2024-01-01'\nSELECT COUNT(*) FROM dbo.orders WHERE created_at >= @d",
+     [("DECLARE",), ("SELECT",)]),
+    ("SET NOCOUNT ON SELECT TOP 5 id FROM dbo.users", [("SET",), ("SELECT",)]),
+    ("SELECT 1 UNION ALL SELECT 2 SELECT 3", [("SELECT",), ("SELECT",)]),
+    ("WITH c AS (SELECT 1 AS a) SELECT a FROM c SELECT 2", [("WITH", "SELECT"), ("SELECT",)]),
+    ("SELECT * FROM dbo.orders ORDER BY id OFFSET 10 ROWS FETCH NEXT 5 ROWS ONLY SELECT 1",
+     [("SELECT",), ("SELECT",)]),
+    ("SELECT 1 AS throw", [("SELECT",)]),
+]
+
+BATCH_BLOCKED = [
+    ("SELECT 1 DELETE FROM dbo.orders", "write_statement", "DELETE"),
+    ("SELECT id FROM dbo.users\nUPDATE dbo.users SET name = 'x'", "write_statement", "UPDATE"),
+    ("SELECT 1 INSERT INTO dbo.t SELECT 2", "write_statement", "INSERT"),
+    # the server needs `;` before a CTE: the first piece does not parse
+    ("SELECT 1 WITH c AS (SELECT 1 AS a) DELETE FROM dbo.t", "parse_error", "DELETE"),
+    ("SELECT 1\nWAITFOR DELAY '1:0:0'", "admin_command", "WAITFOR"),
+    ("SELECT a FROM dbo.t SHUTDOWN", "admin_command|unknown_statement", "SHUTDOWN"),
+    ("SELECT a FROM dbo.t CHECKPOINT", "admin_command|unknown_statement", "CHECKPOINT"),
+    ("SELECT 1 EXEC xp_cmdshell 'dir'", "unsafe_function", "EXEC"),
+    ("SELECT 1 EXEC('DELETE FROM dbo.users')", "dynamic_sql", "EXEC"),
+    ("SELECT 1 TRUNCATE TABLE dbo.orders", "write_statement", "TRUNCATE"),
+    ("SELECT 1 DROP TABLE dbo.orders", "ddl_statement", "DROP"),
+    ("SELECT 1 GRANT SELECT ON dbo.t TO u", "dcl_statement", "GRANT"),
+    ("SELECT 1 SET IDENTITY_INSERT dbo.t ON", "session_setting", "SET"),
+    ("SELECT 1 IF 1 = 1 BEGIN DELETE FROM dbo.t END", "unknown_statement", "IF"),
+    ("SELECT 1 BEGIN DELETE FROM dbo.t END", "unknown_statement", "BEGIN"),
+    ("SELECT a FROM dbo.t END", "unknown_statement", "END"),
+    ("SELECT 1 THROW", "unknown_statement|admin_command", "THROW"),
+    ("SELECT 1 MERGE dbo.t USING dbo.s ON 1 = 1 WHEN MATCHED THEN DELETE", "write_statement",
+     "MERGE"),
+]
+
+
+@pytest.mark.parametrize("sql,verbs", BATCH_ALLOWED, ids=[s[:50] for s, _ in BATCH_ALLOWED])
+def test_batch_allowed(engine, sql, verbs):
+    v = engine.classify(sql)
+    assert v.allowed, (v.rule, v.reason)
+    assert [s.verbs for s in v.statements] == verbs
+
+
+@pytest.mark.parametrize("sql,rule,verb", BATCH_BLOCKED, ids=[s[:50] for s, _, _ in BATCH_BLOCKED])
+def test_batch_blocked(engine, sql, rule, verb):
+    v = engine.classify(sql)
+    assert not v.allowed
+    assert v.rule in rule.split("|"), (v.rule, v.reason)
+    # the blocking statement is listed as its own statement, after the read
+    assert len(v.statements) >= 2, v.statements
+    assert any(s.verbs[:1] == (verb,) for s in v.statements[1:]), v.statements
+    assert len(v.reason) > 30

@@ -1,9 +1,10 @@
 """Shared helpers for the MySQL relay tests (imported by tests/test_mysql_*.py; no tests here).
 
-`MyProxy` runs a real `ProxyApp` + the MySQL listener (server/mysql.py) on its own uvloop
-thread, so blocking clients (the mariadb CLI, PyMySQL, mysqlclient, mysql-connector) and
-async ones (aiomysql, in the test's own loop) can all connect to it. Audit records are
-captured in memory as well as written to the file.
+`MyProxy` is the shared `proxy_harness.RelayProxy` with the MySQL listener (server/mysql.py)
+for backend `mdb`, so blocking clients (the mariadb CLI, PyMySQL, mysqlclient,
+mysql-connector) and async ones (aiomysql, in the test's own loop) can all connect to it.
+Audit records are captured in memory as well as written to the file. What is MySQL-specific
+stays here: the stand-in engine, the schema, the raw protocol and TLS clients.
 
 Every test database is created directly on the `mariadb_server` fixture (as root over its
 socket), never through the proxy, with a unique name so parallel modules never collide.
@@ -11,25 +12,16 @@ socket), never through the proxy, with a unique name so parallel modules never c
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import re
 import socket
 import struct
 import subprocess
-import tempfile
-import threading
-import time
-import uuid
 
-import yaml
-
-from sandbox_db_proxy.config import load_config_text
+from proxy_harness import AGENT, AGENT_PW, RelayProxy, audit_file, config_text, create_my_db, unique  # noqa: F401
+from proxy_harness import backend as backend_entry
 
 BACKEND = "mdb"
-AGENT = "agent1"
-AGENT_PW = "agent-pw-1"
 
 
 class _StandInVerdict:
@@ -75,123 +67,23 @@ def real_engine_available() -> bool:
 def make_config(server, dbname: str, audit_path: str, *, security: dict | None = None,
                 limits: dict | None = None, backend: dict | None = None, agents: bool = False) -> str:
     """Config YAML for one backend `mdb` in front of `server` (database `dbname`)."""
-    b = {"name": BACKEND, "type": "mysql", "address": server.host, "port": server.port,
-         "username": server.user, "password": server.password, "database": dbname,
-         "listen": "127.0.0.1:0", "backend_tls": {"mode": "disable"}}
-    b.update(backend or {})
-    cfg = {"backends": [b],
-           "security": {"enforce_read_only": True, **(security or {})},
-           "limits": {"statement_timeout_ms": 5000, **(limits or {})},
-           "audit": {"path": audit_path, "flush_interval_ms": 50},
-           "admin": {"listen": "127.0.0.1:0"}}
-    if agents:
-        cfg["agents"] = [{"name": AGENT, "password": AGENT_PW}]
-    return yaml.safe_dump(cfg)
+    return config_text([backend_entry(BACKEND, "mysql", server, dbname, **(backend or {}))], audit_path,
+                       security=security, limits=limits,
+                       agents=[{"name": AGENT, "password": AGENT_PW}] if agents else None)
 
 
-class MyProxy:
+class MyProxy(RelayProxy):
+    thread_name = "mysql-proxy-test"
+
     def __init__(self, config_text: str, *, client_auth_plugin: str | None = None):
-        self.config_text = config_text
+        super().__init__(config_text, "mysql", BACKEND, client_auth_plugin=client_auth_plugin)
         self.client_auth_plugin = client_auth_plugin
-        self.records: list[dict] = []
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.thread: threading.Thread | None = None
-        self.app = None
-        self.server = None
-        self.port = 0
         self.stand_in = False
 
-    def start(self) -> "MyProxy":
-        ready = threading.Event()
-        err: list[BaseException] = []
-
-        def run():
-            import uvloop
-            loop = uvloop.new_event_loop()
-            asyncio.set_event_loop(loop)
-            self.loop = loop
-
-            async def boot():
-                from sandbox_db_proxy.server import mysql
-                from sandbox_db_proxy.server.app import ProxyApp
-                cfg = load_config_text(self.config_text, source="<test>", env={})
-                app = ProxyApp(cfg)
-                if not real_engine_available():
-                    self.stand_in = True
-                    app._engines[BACKEND] = StandInEngine()
-                orig = app.audit.emit
-
-                def emit(rec):
-                    self.records.append(rec)
-                    orig(rec)
-                app.audit.emit = emit
-                app.audit.start()
-                self.app = app
-                self.server = await mysql.start(app, cfg.backend(BACKEND),
-                                                client_auth_plugin=self.client_auth_plugin)
-                self.port = self.server.sockets[0].getsockname()[1]
-
-            try:
-                loop.run_until_complete(boot())
-            except BaseException as exc:  # noqa: BLE001
-                err.append(exc)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.close()
-
-        self.thread = threading.Thread(target=run, daemon=True, name="mysql-proxy-test")
-        self.thread.start()
-        ready.wait(30)
-        if err:
-            raise err[0]
-        return self
-
-    def call(self, fn, *args):
-        """Run a plain function (or coroutine function) on the proxy's loop thread."""
-        async def go():
-            r = fn(*args)
-            if asyncio.iscoroutine(r):
-                r = await r
-            return r
-        return asyncio.run_coroutine_threadsafe(go(), self.loop).result(30)
-
-    def stop(self) -> None:
-        if self.loop is None:
-            return
-
-        async def shutdown():
-            self.server.close()
-            await self.app.close_connections(list(self.app.connections), "test over")
-            await asyncio.sleep(0.05)
-            self.app.audit.close()
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-    def events(self, event: str | None = None, **match) -> list[dict]:
-        out = []
-        for r in list(self.records):
-            if event is not None and r.get("event") != event:
-                continue
-            if all(r.get(k) == v for k, v in match.items()):
-                out.append(r)
-        return out
-
-    def wait_for(self, pred, timeout: float = 5.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = pred()
-            if got:
-                return got
-            time.sleep(0.02)
-        return pred()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+    def prepare(self, app) -> None:
+        if not real_engine_available():
+            self.stand_in = True
+            app._engines[BACKEND] = StandInEngine()
 
 
 SCHEMA = """
@@ -208,17 +100,12 @@ CREATE TABLE blobs (id INT PRIMARY KEY, data LONGBLOB);
 
 
 def create_db(mariadb_server, prefix: str = "sdp_my") -> str:
-    db = unique(prefix)
-    mariadb_server.sql(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")
-    mariadb_server.sql(SCHEMA, db)
-    return db
+    return create_my_db(mariadb_server, SCHEMA, prefix)
 
 
 def start_proxy(server, db: str, **kw) -> MyProxy:
     plugin = kw.pop("client_auth_plugin", None)
-    tmp = tempfile.mkdtemp(prefix="sdp-my-audit-")
-    return MyProxy(make_config(server, db, os.path.join(tmp, "audit.json"), **kw),
-                   client_auth_plugin=plugin).start()
+    return MyProxy(make_config(server, db, audit_file("sdp-my-audit-"), **kw), client_auth_plugin=plugin).start()
 
 
 def mariadb_cli(port: int, sql: str, *, user: str = "app", password: str = "secret",

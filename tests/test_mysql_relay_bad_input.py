@@ -25,11 +25,8 @@ def db(mariadb_server):
 
 @pytest.fixture(scope="module")
 def proxy(mariadb_server, db):
-    p = start_proxy(mariadb_server, db, limits={"max_message_bytes": 64 * 1024})
-    try:
+    with start_proxy(mariadb_server, db, limits={"max_message_bytes": 64 * 1024}) as p:
         yield p
-    finally:
-        p.stop()
 
 
 def err_of(payload: bytes) -> tuple[int, str, str]:

@@ -40,11 +40,8 @@ def other_db(mariadb_server):
 
 @pytest.fixture(scope="module")
 def proxy(mariadb_server, db):
-    p = start_proxy(mariadb_server, db)
-    try:
+    with start_proxy(mariadb_server, db) as p:
         yield p
-    finally:
-        p.stop()
 
 
 def connect(proxy, db, **kw):

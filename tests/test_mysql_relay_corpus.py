@@ -31,11 +31,16 @@ def corpus_db(mariadb_server):
 
 @pytest.fixture(scope="module")
 def proxy(mariadb_server, corpus_db):
-    p = start_proxy(mariadb_server, corpus_db, limits={"statement_timeout_ms": 10000})
-    try:
+    with start_proxy(mariadb_server, corpus_db, limits={"statement_timeout_ms": 10000}) as p:
         yield p
-    finally:
-        p.stop()
+
+
+def _connect(proxy, db):
+    """PyMySQL through the proxy, several statements per COM_QUERY allowed."""
+    import pymysql
+    from pymysql.constants import CLIENT
+    return pymysql.connect(host="127.0.0.1", port=proxy.port, user="app", password="secret",
+                           database=db, client_flag=CLIENT.MULTI_STATEMENTS, autocommit=True)
 
 
 def _blocked_texts(proxy) -> set[str]:
@@ -44,12 +49,10 @@ def _blocked_texts(proxy) -> set[str]:
 
 def test_every_write_is_blocked_as_com_query(proxy, mariadb_server, corpus_db):
     import pymysql
-    from pymysql.constants import CLIENT
     writes = load_corpus("mysql", "write")
     assert len(writes) > 100
     before = mariadb_server.checksum(corpus_db)
-    c = pymysql.connect(host="127.0.0.1", port=proxy.port, user="app", password="secret",
-                        database=corpus_db, client_flag=CLIENT.MULTI_STATEMENTS, autocommit=True)
+    c = _connect(proxy, corpus_db)
     failures = []
     try:
         cur = c.cursor()
@@ -101,13 +104,11 @@ def test_every_write_is_blocked_as_com_stmt_prepare(proxy, mariadb_server, corpu
 
 def test_allowed_reads_run_through_the_proxy(proxy, mariadb_server, corpus_db):
     import pymysql
-    from pymysql.constants import CLIENT
     engine = proxy.app.engine("mdb")
     reads = [e for e in load_corpus("mysql", "read") if engine.classify(e["sql"]).allowed]
     assert len(reads) > 50
     before = mariadb_server.checksum(corpus_db)
-    c = pymysql.connect(host="127.0.0.1", port=proxy.port, user="app", password="secret",
-                        database=corpus_db, client_flag=CLIENT.MULTI_STATEMENTS, autocommit=True)
+    c = _connect(proxy, corpus_db)
     failures = []
     try:
         cur = c.cursor()

@@ -33,11 +33,8 @@ def sbdb(mariadb_server):
 
 @pytest.fixture(scope="module")
 def proxy(mariadb_server, sbdb):
-    p = start_proxy(mariadb_server, sbdb)
-    try:
+    with start_proxy(mariadb_server, sbdb) as p:
         yield p
-    finally:
-        p.stop()
 
 
 def sysbench(test: str, port: int, db: str, *extra: str) -> subprocess.CompletedProcess:

@@ -1,31 +1,24 @@
 """Shared helpers for the PostgreSQL relay tests (imported by tests/test_pg_*.py).
 
-`ProxyHarness` runs a real `ProxyApp` + the PostgreSQL listener (server/postgres.py) on its
-own event-loop thread, so sync clients (psql, psycopg) and async ones (asyncpg, in the test's
-own loop) can all connect to it. Audit records are captured in memory as well as queued.
+`ProxyHarness` is the shared `proxy_harness.RelayProxy` with the PostgreSQL listener
+(server/postgres.py) for backend `pgtest`, so sync clients (psql, psycopg) and async ones
+(asyncpg, in the test's own loop) can all connect to it. Audit records are captured in
+memory as well as queued. What is PostgreSQL-specific stays here: the stand-in engines, the
+schema, the raw protocol client.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
+import re
 import socket
 import struct
-import re
-import subprocess
-import tempfile
-import threading
-import time
-import uuid
 
 import pytest
-import yaml
 
-from sandbox_db_proxy.config import load_config_text
+from proxy_harness import AGENT, AGENT_PW, RelayProxy, audit_file, config_text, create_pg_db, unique  # noqa: F401
+from proxy_harness import backend as backend_entry
 
-AGENT = "agent1"
-AGENT_PW = "agent-pw-1"
+BACKEND = "pgtest"
 
 
 class _StandInVerdict:
@@ -81,100 +74,24 @@ def real_engine_available() -> bool:
 def make_config(pg_server, dbname: str, audit_path: str, *, security: dict | None = None,
                 limits: dict | None = None, backend: dict | None = None, agents: bool = True) -> str:
     """Config YAML for one backend `pgtest` in front of `pg_server` (database `dbname`)."""
-    b = {"name": "pgtest", "type": "postgres", "address": pg_server.host, "port": pg_server.port,
-         "username": pg_server.user, "password": pg_server.password, "database": dbname,
-         "listen": "127.0.0.1:0", "backend_tls": {"mode": "disable"}}
-    b.update(backend or {})
-    cfg = {"backends": [b],
-           "security": {"enforce_read_only": True, **(security or {})},
-           "limits": {"statement_timeout_ms": 5000, **(limits or {})},
-           "audit": {"path": audit_path, "flush_interval_ms": 50},
-           "admin": {"listen": "127.0.0.1:0"}}
-    if agents:
-        cfg["agents"] = [{"name": AGENT, "password": AGENT_PW}]
-    return yaml.safe_dump(cfg)
+    return config_text([backend_entry(BACKEND, "postgres", pg_server, dbname, **(backend or {}))], audit_path,
+                       security=security, limits=limits,
+                       agents=[{"name": AGENT, "password": AGENT_PW}] if agents else None)
 
 
-class ProxyHarness:
+class ProxyHarness(RelayProxy):
+    thread_name = "pg-proxy-test"
+
     def __init__(self, config_text: str, force_stand_in: bool = False, engine=None):
-        self.config_text = config_text
+        super().__init__(config_text, "postgres", BACKEND)
         self.force_stand_in = force_stand_in
         self.engine = engine
-        self.records: list[dict] = []
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.thread: threading.Thread | None = None
-        self.app = None
-        self.server = None
-        self.port = 0
 
-    def start(self) -> "ProxyHarness":
-        ready = threading.Event()
-        err: list[BaseException] = []
-
-        def run():
-            try:
-                import uvloop
-                loop = uvloop.new_event_loop()
-            except ImportError:
-                loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-            self.loop = loop
-
-            async def boot():
-                from sandbox_db_proxy.server import postgres
-                from sandbox_db_proxy.server.app import ProxyApp
-                cfg = load_config_text(self.config_text, source="<test>", env={})
-                app = ProxyApp(cfg)
-                if self.engine is not None:
-                    app._engines["pgtest"] = self.engine
-                elif self.force_stand_in or not real_engine_available():
-                    app._engines["pgtest"] = StandInEngine()
-                orig = app.audit.emit
-
-                def emit(rec):
-                    self.records.append(rec)
-                    orig(rec)
-                app.audit.emit = emit
-                app.audit.start()
-                self.app = app
-                self.server = await postgres.start(app, cfg.backend("pgtest"))
-                self.port = self.server.sockets[0].getsockname()[1]
-
-            try:
-                loop.run_until_complete(boot())
-            except BaseException as exc:  # noqa: BLE001
-                err.append(exc)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.close()
-
-        self.thread = threading.Thread(target=run, daemon=True, name="pg-proxy-test")
-        self.thread.start()
-        ready.wait(30)
-        if err:
-            raise err[0]
-        return self
-
-    def call(self, fn, *args):
-        """Run a plain function on the proxy's loop thread and return its result."""
-        fut = asyncio.run_coroutine_threadsafe(_as_coro(fn, *args), self.loop)
-        return fut.result(30)
-
-    def stop(self) -> None:
-        if self.loop is None:
-            return
-
-        async def shutdown():
-            self.server.close()
-            await self.app.close_connections(list(self.app.connections), "test over")
-            await asyncio.sleep(0.05)
-            self.app.audit.close()
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+    def prepare(self, app) -> None:
+        if self.engine is not None:
+            app._engines[BACKEND] = self.engine
+        elif self.force_stand_in or not real_engine_available():
+            app._engines[BACKEND] = StandInEngine()
 
     # -- client helpers -----------------------------------------------------------------
     def dsn(self, user: str = AGENT, password: str = AGENT_PW, dbname: str | None = None, **kw) -> str:
@@ -182,34 +99,10 @@ class ProxyHarness:
         db = f" dbname={dbname}" if dbname else ""
         return f"host=127.0.0.1 port={self.port} user={user} password={password}{db} sslmode=disable {extra}".strip()
 
-    def events(self, event: str | None = None, **match) -> list[dict]:
-        out = []
-        for r in list(self.records):
-            if event is not None and r.get("event") != event:
-                continue
-            if all(r.get(k) == v for k, v in match.items()):
-                out.append(r)
-        return out
 
-    def wait_for(self, pred, timeout: float = 5.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = pred()
-            if got:
-                return got
-            time.sleep(0.02)
-        return pred()
-
-
-async def _as_coro(fn, *args):
-    r = fn(*args)
-    if asyncio.iscoroutine(r):
-        r = await r
-    return r
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+def start_proxy(pg_server, db: str, prefix: str = "sdp-pg-audit-", engine=None, **kw) -> ProxyHarness:
+    """A started `ProxyHarness` in front of `db` with its own audit file; `kw` go to make_config."""
+    return ProxyHarness(make_config(pg_server, db, audit_file(prefix), **kw), engine=engine).start()
 
 
 SCHEMA = """
@@ -222,12 +115,7 @@ CREATE SEQUENCE counter_seq;
 
 
 def create_db(pg_server, prefix: str = "sdp_pgrelay") -> str:
-    db = unique(prefix)
-    pg_server.psql(f"CREATE DATABASE {db}")
-    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", pg_server.socket_dir, "-p",
-                    str(pg_server.port), "-U", "postgres", "-d", db],
-                   input=SCHEMA, text=True, check=True, capture_output=True)
-    return db
+    return create_pg_db(pg_server, SCHEMA, prefix)
 
 
 @pytest.fixture(scope="module")
@@ -237,12 +125,8 @@ def relay_db(pg_server):
 
 @pytest.fixture(scope="module")
 def proxy(pg_server, relay_db):
-    tmp = tempfile.mkdtemp(prefix="sdp-pg-audit-")
-    h = ProxyHarness(make_config(pg_server, relay_db, os.path.join(tmp, "audit.json"))).start()
-    try:
+    with start_proxy(pg_server, relay_db) as h:
         yield h
-    finally:
-        h.stop()
 
 
 # -- raw protocol client (for malformed/truncated input tests) ---------------------------

@@ -19,16 +19,14 @@ import psycopg
 import pytest
 
 from servers import PgServer, tmp_root
-from test_pg_helpers import (AGENT, AGENT_PW, AllowAllEngine, ProxyHarness, create_db, error_fields,  # noqa: F401
-                             make_config, msg, proxy, raw_login, read_msgs, relay_db)
+from test_pg_helpers import (AGENT, AGENT_PW, AllowAllEngine, create_db, error_fields, msg, proxy,  # noqa: F401
+                             raw_login, read_msgs, relay_db, start_proxy)
 
 pytestmark = pytest.mark.pg
 
 
 def harness(pg_server, db, **kw):
-    engine = kw.pop("engine", None)
-    tmp = tempfile.mkdtemp(prefix="sdp-pg-be-")
-    return ProxyHarness(make_config(pg_server, db, os.path.join(tmp, "audit.json"), **kw), engine=engine).start()
+    return start_proxy(pg_server, db, "sdp-pg-be-", **kw)
 
 
 @pytest.fixture(scope="module")

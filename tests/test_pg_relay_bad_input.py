@@ -8,15 +8,14 @@ from __future__ import annotations
 import os
 import socket
 import struct
-import tempfile
 import threading
 import time
 
 import psycopg
 import pytest
 
-from test_pg_helpers import (AGENT, AGENT_PW, ProxyHarness, error_fields, make_config, msg, proxy,  # noqa: F401
-                             raw_login, read_msgs, relay_db, startup_packet)
+from test_pg_helpers import (AGENT, AGENT_PW, error_fields, msg, proxy, raw_login, read_msgs,  # noqa: F401
+                             relay_db, start_proxy, startup_packet)
 
 pytestmark = pytest.mark.pg
 
@@ -191,13 +190,9 @@ def test_abrupt_disconnect_during_query_ends_backend_session(proxy, pg_server):
 
 @pytest.fixture(scope="module")
 def small_limits(pg_server, relay_db):
-    tmp = tempfile.mkdtemp(prefix="sdp-pg-lim-")
-    h = ProxyHarness(make_config(pg_server, relay_db, os.path.join(tmp, "audit.json"),
-                                 limits={"max_message_bytes": 4096, "max_client_connections": 2})).start()
-    try:
+    with start_proxy(pg_server, relay_db, "sdp-pg-lim-",
+                     limits={"max_message_bytes": 4096, "max_client_connections": 2}) as h:
         yield h
-    finally:
-        h.stop()
 
 
 def test_oversized_message_refused(small_limits, pg_server, relay_db):
@@ -231,9 +226,7 @@ def test_max_client_connections(small_limits):
 
 
 def test_refused_client_address(pg_server, relay_db):
-    tmp = tempfile.mkdtemp(prefix="sdp-pg-ip-")
-    h = ProxyHarness(make_config(pg_server, relay_db, os.path.join(tmp, "audit.json"),
-                                 security={"allowed_ips": ["10.0.0.0/8", "fd00::/8"]})).start()
+    h = start_proxy(pg_server, relay_db, "sdp-pg-ip-", security={"allowed_ips": ["10.0.0.0/8", "fd00::/8"]})
     try:
         s = socket.create_connection(("127.0.0.1", h.port), timeout=10)
         s.sendall(startup_packet({"user": AGENT}))

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 
 import psycopg
 import pytest
 
-from test_pg_helpers import AGENT, AGENT_PW, ProxyHarness, make_config, proxy, relay_db, unique  # noqa: F401
+from test_pg_helpers import AGENT, AGENT_PW, proxy, relay_db, start_proxy, unique  # noqa: F401
 
 pytestmark = pytest.mark.pg
 
@@ -69,12 +68,8 @@ def bench(pg_server):
     pg_server.psql(f"CREATE DATABASE {db}")
     subprocess.run(["pgbench", "-i", "-s", "1", "-q", "-h", pg_server.socket_dir, "-p", str(pg_server.port),
                     "-U", "postgres", db], check=True, capture_output=True)
-    tmp = tempfile.mkdtemp(prefix="sdp-pgb-")
-    h = ProxyHarness(make_config(pg_server, db, os.path.join(tmp, "audit.json"))).start()
-    try:
+    with start_proxy(pg_server, db, "sdp-pgb-") as h:
         yield h, db
-    finally:
-        h.stop()
 
 
 @pytest.mark.parametrize("mode", ["simple", "extended", "prepared"])

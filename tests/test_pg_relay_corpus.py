@@ -10,16 +10,13 @@ through (pg_terminate_backend, COPY ... TO PROGRAM, ...), the shared server stay
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import psycopg
 import pytest
 from psycopg.pq import DiagnosticField, ExecStatus, TransactionStatus
 
 from corpus_util import apply_schema_pg, load_corpus
 from servers import PgServer, tmp_root
-from test_pg_helpers import ProxyHarness, make_config, real_engine_available
+from test_pg_helpers import real_engine_available, start_proxy
 
 pytestmark = [pytest.mark.pg,
               pytest.mark.skipif(not real_engine_available(), reason="needs the real verdict engine")]
@@ -33,12 +30,8 @@ def corpus_proxy():
     server = PgServer(root=tmp_root("sdp-pg-corpus-")).start()
     try:
         apply_schema_pg(server, DB)
-        tmp = tempfile.mkdtemp(prefix="sdp-pg-corpus-audit-")
-        h = ProxyHarness(make_config(server, DB, os.path.join(tmp, "audit.json"))).start()
-        try:
+        with start_proxy(server, DB, "sdp-pg-corpus-audit-") as h:
             yield server, h
-        finally:
-            h.stop()
     finally:
         server.stop()
 

@@ -13,7 +13,7 @@ import asyncpg
 import psycopg
 import pytest
 
-from test_pg_helpers import AGENT, AGENT_PW, proxy, relay_db  # noqa: F401 (fixtures)
+from test_pg_helpers import AGENT, AGENT_PW, msg, proxy, read_msgs, relay_db  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.pg
 
@@ -115,42 +115,19 @@ async def test_asyncpg_concurrent_pool(proxy, relay_db):
 # -- raw protocol ------------------------------------------------------------------------
 
 
-def _msg(tag: bytes, body: bytes) -> bytes:
-    return tag + struct.pack("!i", len(body) + 4) + body
-
-
 def _parse(name: str, sql: str) -> bytes:
-    return _msg(b"P", name.encode() + b"\0" + sql.encode() + b"\0\0\0")
+    return msg(b"P", name.encode() + b"\0" + sql.encode() + b"\0\0\0")
 
 
 def _bind(portal: str, stmt: str) -> bytes:
-    return _msg(b"B", portal.encode() + b"\0" + stmt.encode() + b"\0" + b"\0\0\0\0\0\0")
+    return msg(b"B", portal.encode() + b"\0" + stmt.encode() + b"\0" + b"\0\0\0\0\0\0")
 
 
 def _execute(portal: str = "") -> bytes:
-    return _msg(b"E", portal.encode() + b"\0\0\0\0\0")
+    return msg(b"E", portal.encode() + b"\0\0\0\0\0")
 
 
-SYNC = _msg(b"S", b"")
-
-
-def _read_until_ready(sock) -> list[tuple[str, bytes]]:
-    msgs = []
-    buf = b""
-    while True:
-        while len(buf) >= 5:
-            (n,) = struct.unpack("!i", buf[1:5])
-            if len(buf) < n + 1:
-                break
-            msgs.append((chr(buf[0]), buf[5:n + 1]))
-            buf = buf[n + 1:]
-            if msgs[-1][0] == "Z":
-                return msgs
-        chunk = sock.recv(65536)
-        if not chunk:
-            msgs.append(("EOF", b""))
-            return msgs
-        buf += chunk
+SYNC = msg(b"S", b"")
 
 
 def raw_login(proxy) -> socket.socket:
@@ -176,7 +153,7 @@ def test_raw_pipeline_ordering(proxy, pg_server, relay_db):
     s.sendall(_parse("", "SELECT 11") + _bind("", "") + _execute() +
               _parse("", "DELETE FROM accounts") + _bind("", "") + _execute() +
               _parse("s3", "SELECT 33") + SYNC)
-    msgs = _read_until_ready(s)
+    msgs = read_msgs(s)
     tags = [t for t, _ in msgs]
     assert tags == ["1", "2", "D", "C", "E", "Z"], tags
     err = msgs[4][1]
@@ -184,10 +161,10 @@ def test_raw_pipeline_ordering(proxy, pg_server, relay_db):
     assert msgs[-1][1] == b"I"
     # s3 was never prepared; the unnamed statement is gone as after a failed Parse.
     s.sendall(_bind("", "s3") + _execute() + SYNC)
-    msgs = _read_until_ready(s)
+    msgs = read_msgs(s)
     assert [t for t, _ in msgs] == ["E", "Z"]
     s.sendall(_parse("", "SELECT 5") + _bind("", "") + _execute() + SYNC)
-    assert [t for t, _ in _read_until_ready(s)] == ["1", "2", "D", "C", "Z"]
+    assert [t for t, _ in read_msgs(s)] == ["1", "2", "D", "C", "Z"]
     s.close()
     assert pg_server.checksum(relay_db) == before
 
@@ -196,11 +173,11 @@ def test_raw_function_call_blocked(proxy, pg_server, relay_db):
     before = pg_server.checksum(relay_db)
     s = raw_login(proxy)
     # FunctionCall of nextval-like OID: blocked whatever the function.
-    s.sendall(_msg(b"F", struct.pack("!ihhihh", 1574, 0, 1, 4, 0, 0)[:-2] + b"\0\0"))
-    msgs = _read_until_ready(s)
+    s.sendall(msg(b"F", struct.pack("!ihhihh", 1574, 0, 1, 4, 0, 0)[:-2] + b"\0\0"))
+    msgs = read_msgs(s)
     assert [t for t, _ in msgs] == ["E", "Z"]
     assert b"C25006\0" in msgs[0][1]
-    s.sendall(_msg(b"Q", b"SELECT 1\0"))
-    assert [t for t, _ in _read_until_ready(s)] == ["T", "D", "C", "Z"]
+    s.sendall(msg(b"Q", b"SELECT 1\0"))
+    assert [t for t, _ in read_msgs(s)] == ["T", "D", "C", "Z"]
     s.close()
     assert pg_server.checksum(relay_db) == before

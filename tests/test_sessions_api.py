@@ -11,24 +11,11 @@ import urllib.parse
 
 import pytest
 
-from test_sessions_helpers import MY, PG, TOKEN, create_my_db, create_pg_db, start_proxy
+from test_sessions_helpers import MY, PG, TOKEN, dbs, proxy_fixture, start_proxy  # noqa: F401 (fixture)
 
 PER_AGENT, FLEET = 2, 3
 
-
-@pytest.fixture(scope="module")
-def dbs(pg_server, mariadb_server):
-    return create_pg_db(pg_server), create_my_db(mariadb_server)
-
-
-@pytest.fixture(scope="module")
-def proxy(pg_server, mariadb_server, dbs):
-    p = start_proxy(pg_server, dbs[0], mariadb_server, dbs[1],
-                    sessions={"max_sessions_per_user": PER_AGENT, "max_concurrent_agents": FLEET})
-    try:
-        yield p
-    finally:
-        p.stop()
+proxy = proxy_fixture(sessions={"max_sessions_per_user": PER_AGENT, "max_concurrent_agents": FLEET})
 
 
 @pytest.fixture(autouse=True)

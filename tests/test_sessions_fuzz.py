@@ -22,21 +22,14 @@ from schemathesis.checks import (content_type_conformance, negative_data_rejecti
                                  not_a_server_error, response_headers_conformance, response_schema_conformance,
                                  status_code_conformance)
 
-from test_sessions_helpers import TOKEN, create_my_db, create_pg_db, start_proxy  # noqa: E402
+from test_sessions_helpers import TOKEN, dbs, proxy_fixture  # noqa: E402, F401 (fixture)
 
 MAX_EXAMPLES = 40
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance, negative_data_rejection]
 
 
-@pytest.fixture(scope="module")
-def proxy(pg_server, mariadb_server):
-    p = start_proxy(pg_server, create_pg_db(pg_server), mariadb_server, create_my_db(mariadb_server),
-                    sessions={"max_sessions_per_user": 3, "max_concurrent_agents": 6})
-    try:
-        yield p
-    finally:
-        p.stop()
+proxy = proxy_fixture(sessions={"max_sessions_per_user": 3, "max_concurrent_agents": 6})
 
 
 @pytest.fixture(scope="module")

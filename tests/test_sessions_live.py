@@ -17,24 +17,11 @@ import psycopg
 import pymysql
 import pytest
 
-from test_sessions_helpers import MY, PG, create_my_db, create_pg_db, start_proxy, wait_for
+from test_sessions_helpers import MY, PG, dbs, proxy_fixture, start_proxy, wait_for  # noqa: F401 (fixture)
 
 OPERATOR = "session terminated by the operator"
 
-
-@pytest.fixture(scope="module")
-def dbs(pg_server, mariadb_server):
-    return create_pg_db(pg_server), create_my_db(mariadb_server)
-
-
-@pytest.fixture(scope="module")
-def proxy(pg_server, mariadb_server, dbs):
-    p = start_proxy(pg_server, dbs[0], mariadb_server, dbs[1],
-                    sessions={"max_sessions_per_user": 50, "max_concurrent_agents": 50})
-    try:
-        yield p
-    finally:
-        p.stop()
+proxy = proxy_fixture(sessions={"max_sessions_per_user": 50, "max_concurrent_agents": 50})
 
 
 def pg(url: str):

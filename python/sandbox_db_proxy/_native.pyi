@@ -48,8 +48,9 @@ def expand_sql(sql: str, dialect: str) -> str:
 def split_statements(sql: str, dialect: str) -> list[str]:
     """Statements split on ';' outside quotes/comments (also inside parentheses and inside
     executable comments), each rendered like expand_sql, trimmed, without the ';'; empty
-    statements dropped. T-SQL batches without ';' come back as one statement. Raises
-    LexError if unlexable."""
+    statements dropped. T-SQL: also split where a statement of a batch begins without ';'
+    (`SELECT 1 DELETE FROM t` -> two statements; rules in rust/core/src/sql/split.rs,
+    tsql_batch_ranges). Raises LexError if unlexable."""
 
 def fingerprint(sql: str, dialect: str) -> str:
     """The fingerprint fast_check returns; raises LexError if unlexable."""

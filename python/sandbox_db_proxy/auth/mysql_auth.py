@@ -9,7 +9,7 @@ Plugins"):
 - `mysql_native_password`: response = SHA1(pw) XOR SHA1(scramble + SHA1(SHA1(pw))). The
   server can verify it knowing only SHA1(SHA1(pw)) ("Native Authentication").
 - `caching_sha2_password` (MySQL 8 default): fast auth = SHA256(pw) XOR SHA256(SHA256(SHA256(pw))
-  + scramble); AuthMoreData 0x03 = fast auth succeeded, 0x04 = perform full authentication,
+  + scramble), verifiable from SHA256(SHA256(pw)) (session logins store only that); AuthMoreData 0x03 = fast auth succeeded, 0x04 = perform full authentication,
   which sends the cleartext password over TLS, or without TLS encrypts (pw + NUL) XOR scramble
   with the server's RSA public key (RSA-OAEP with SHA-1, as libmysqlclient does); the client
   asks for the key with 0x02 ("Caching SHA-2 Pluggable Authentication").
@@ -96,6 +96,28 @@ def sha2_scramble(password: bytes, scramble: bytes) -> bytes:
     p2 = hashlib.sha256(p1).digest()
     p3 = hashlib.sha256(p2 + scramble[:SCRAMBLE_LENGTH]).digest()
     return _xor(p1, p3)
+
+
+def sha2_hash(password: bytes) -> bytes:
+    """SHA256(SHA256(password)): the "hash entry" caching_sha2_password fast authentication
+    checks against (MySQL source docs, "Caching_sha2_password information")."""
+    return hashlib.sha256(hashlib.sha256(password).digest()).digest()
+
+
+def sha2_verify(response: bytes, scramble: bytes, *, password: bytes | None = None,
+                stored_hash: bytes | None = None) -> bool:
+    """Verify a caching_sha2_password fast-auth response from the plaintext or from the stored
+    SHA256(SHA256(pw)). The client sends XOR(SHA256(pw), SHA256(SHA256(SHA256(pw)), nonce))
+    (MySQL source docs, "Caching_sha2_password information"; the server side is
+    sha2_password_common.cc Validate_scramble): XOR with SHA256(stored + nonce) gives back
+    SHA256(pw), whose SHA256 must be the stored hash. The stored hash alone cannot produce a
+    response (that needs SHA256(pw))."""
+    if password is not None:
+        return bool(password) and _eq(response, sha2_scramble(password, scramble))
+    if stored_hash is None or len(stored_hash) != 32 or len(response) != 32:
+        return False
+    stage1 = _xor(response, hashlib.sha256(stored_hash + scramble[:SCRAMBLE_LENGTH]).digest())
+    return _eq(hashlib.sha256(stage1).digest(), stored_hash)
 
 
 def xor_password(password: bytes, scramble: bytes) -> bytes:
@@ -217,6 +239,8 @@ class ServerAuth:
         pw = getattr(login, "password", None) if login is not None else None
         self._password: bytes | None = pw.encode() if isinstance(pw, str) else pw
         self._native_hash: bytes | None = getattr(login, "mysql_native_hash", None) if login is not None else None
+        # session logins carry SHA256(SHA256(pw)) instead of the password (server/app.py Login)
+        self._sha2_hash: bytes | None = getattr(login, "mysql_sha2_hash", None) if login is not None else None
 
     # -- helpers ------------------------------------------------------------------------
     def _fail(self, why: str) -> Step:
@@ -229,7 +253,8 @@ class ServerAuth:
 
     def _cache_key(self) -> tuple:
         user = getattr(self.login, "username", "")
-        secret = self._password if self._password is not None else (self._native_hash or b"")
+        secret = self._password if self._password is not None else (
+            self._native_hash or self._sha2_hash or b"")
         return (user, hashlib.sha256(secret).digest())
 
     def _check_cleartext(self, clear: bytes) -> bool:
@@ -237,6 +262,8 @@ class ServerAuth:
             return _eq(clear, self._password)
         if self._native_hash is not None:
             return _eq(native_hash(clear), self._native_hash)
+        if self._sha2_hash is not None:
+            return _eq(sha2_hash(clear), self._sha2_hash)
         return False
 
     # -- steps --------------------------------------------------------------------------
@@ -288,9 +315,13 @@ class ServerAuth:
         if response == b"":
             return self._fail("wrong password (empty)")
         key = self._cache_key()
-        if self._password is not None and key in self.fast_cache:
+        # Fast auth only after this secret passed full authentication on this listener, as
+        # mysqld's cache does (docs/mysql-relay.md); it needs the plaintext or the stored
+        # SHA256(SHA256(pw)) of a session login.
+        if key in self.fast_cache and (self._password is not None or self._sha2_hash is not None):
             self.path = "sha2-fast"
-            if _eq(response, sha2_scramble(self._password, self.scramble)):
+            if sha2_verify(response, self.scramble, password=self._password,
+                           stored_hash=self._sha2_hash):
                 return self._ok([more_data_payload(bytes([SHA2_FAST_AUTH_OK]))])
             return self._fail("wrong password")
         self.stage = "sha2_full"

@@ -3,7 +3,8 @@
 OrderedDict keeps recency order in C; a hit is one dict lookup plus `move_to_end`, a few
 hundred nanoseconds from Python, which keeps a cache hit well under the ~1 µs budget.
 Not thread-safe beyond what the GIL gives single operations: the relays call the engine
-from one event-loop thread.
+from one event-loop thread. `_data` is never rebound (clear() empties it in place):
+Engine.classify keeps a reference to it and inlines the hit path.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ class LRUCache(Generic[K, V]):
         if self.maxsize == 0:
             return
         data = self._data
-        data[key] = value
-        data.move_to_end(key)
+        if key in data:
+            data.move_to_end(key)       # assignment alone keeps an existing key's position
+        data[key] = value               # a new key goes to the end (most recent)
         while len(data) > self.maxsize:
             data.popitem(last=False)
 

@@ -97,6 +97,12 @@ class Engine:
         self.stats = EngineStats()
         self._exact: LRUCache[str, Verdict] = LRUCache(cache_size)
         self._fp: LRUCache[str, Verdict] = LRUCache(cache_size)
+        # classify() works on the OrderedDicts directly (LRUCache never rebinds them).
+        self._exact_data = self._exact.data
+        self._exact_max = self._exact.maxsize
+        self._fp_data = self._fp.data
+        self._fast_allows: dict[tuple, tuple[Verdict, bool]] = {}
+        self._fast_blocks: dict[tuple, Verdict] = {}
         self._fast = _native.fast_check
         self._fast_allow, self._fast_block = _native.ALLOW, _native.BLOCK
         self._checker = self._make_checker()
@@ -146,11 +152,16 @@ class Engine:
     def clear_cache(self) -> None:
         self._exact.clear()
         self._fp.clear()
+        self._fast_allows.clear()
+        self._fast_blocks.clear()
 
     # -- classification ---------------------------------------------------------------------
 
     def classify(self, sql: str) -> Verdict:
-        exact = self._exact.data
+        # Hot path (issue 6 budget: cache hit <= 1 us, fast path <= 5 us). The two cache hits
+        # are inlined on the OrderedDicts themselves (no method calls), and fast ALLOW verdicts
+        # are prebuilt per (verbs, reason) instead of constructed per call.
+        exact = self._exact_data
         verdict = exact.get(sql)
         if verdict is not None:
             exact.move_to_end(sql)
@@ -170,27 +181,40 @@ class Engine:
             # Same shape as a read already allowed, literals aside (see _fingerprint_cacheable).
             # Looked up only after the fast path said ALLOW: a fingerprint hit must never
             # overturn a fast BLOCK (e.g. ambiguous_quoting depends on the literals' content).
-            verdict = self._fp_hit(fingerprint)
+            fp = self._fp_data
+            verdict = fp.get(fingerprint)
             if verdict is not None:
-                self._remember(sql, verdict)
+                fp.move_to_end(fingerprint)
+                self.stats.cache_hits += 1
+                if verdict.path != "cache":
+                    verdict = fp[fingerprint] = verdict.with_path("cache")
+                # _remember(), inlined: the text was not in the exact cache (checked above).
+                if len(sql) <= MAX_CACHED_TEXT and self._exact_max:
+                    exact[sql] = verdict
+                    if len(exact) > self._exact_max:
+                        exact.popitem(last=False)
                 return verdict
         verbs = tuple(verbs)
         if decision == self._fast_allow and self._needs_deep(sql):
             decision = None      # something the fast path does not check: the deep check decides
         if decision == self._fast_allow:
             self.stats.fast_allow += 1
-            stmts = _fast_statements(verbs)
-            verdict = self._blocked_command(stmts, "fast") or Verdict(
-                ALLOW, "read_only", reason or "read-only statement", READ, stmts, "fast")
-            if fingerprint is not None and self._fingerprint_cacheable(sql, verdict):
+            verdict, fp_ok = self._fast_allow_verdict(verbs, reason)
+            if fp_ok and fingerprint is not None and self._fingerprint_cacheable_text(sql):
                 self._fp.put(fingerprint, verdict)
             self._remember(sql, verdict)
             return verdict
         elif decision == self._fast_block:
             self.stats.fast_block += 1
-            klass = klass or UNKNOWN
-            verdict = Verdict(BLOCK, _FAST_RULES.get((rule, klass), rule), reason, klass,
-                              _fast_statements(verbs), "fast")
+            key = (rule, reason, klass, verbs)
+            verdict = self._fast_blocks.get(key)
+            if verdict is None:
+                klass = klass or UNKNOWN
+                verdict = Verdict(BLOCK, _FAST_RULES.get((rule, klass), rule), reason, klass,
+                                  _fast_statements(verbs), "fast")
+                if len(self._fast_blocks) >= 1024:   # reasons can name user text: stay bounded
+                    self._fast_blocks.clear()
+                self._fast_blocks[key] = verdict
         else:
             if fingerprint is not None:
                 verdict = self._fp_hit(fingerprint)
@@ -202,6 +226,23 @@ class Engine:
                 self._fp.put(fingerprint, verdict)
         self._remember(sql, verdict)
         return verdict
+
+    def _fast_allow_verdict(self, verbs: tuple[str, ...], reason: str) -> tuple[Verdict, bool]:
+        """The Verdict of a fast-path ALLOW and whether it may go to the fingerprint cache
+        as far as the verdict itself goes (`_fingerprint_cacheable` minus the text check).
+        Both are functions of (verbs, reason) alone (and of blocked_commands, fixed per
+        engine), so they are built once per combination and shared (bounded: verb
+        combinations and fast-path reasons are few)."""
+        key = (verbs, reason)
+        entry = self._fast_allows.get(key)
+        if entry is None:
+            stmts = _fast_statements(verbs)
+            verdict = self._blocked_command(stmts, "fast") or Verdict(
+                ALLOW, "read_only", reason or "read-only statement", READ, stmts, "fast")
+            entry = (verdict, self._fingerprint_cacheable_verdict(verdict))
+            if len(self._fast_allows) < 1024:
+                self._fast_allows[key] = entry
+        return entry
 
     def _fp_hit(self, fingerprint: str) -> Verdict | None:
         fp = self._fp.data
@@ -237,14 +278,20 @@ class Engine:
         - the remaining dependence is on the Rust lexer finding literals where the server does,
           which the fast path relies on as well.
         """
+        return self._fingerprint_cacheable_verdict(verdict) and self._fingerprint_cacheable_text(sql)
+
+    @staticmethod
+    def _fingerprint_cacheable_verdict(verdict: Verdict) -> bool:
         if not verdict.allowed or verdict.klass != READ:
             return False
-        if any(s.klass != READ for s in verdict.statements):
-            return False
-        if self.dialect == "mysql" and "/*" in sql and ("/*!" in sql or "/*M!" in sql or
-                                                        "/*m!" in sql):
-            return False
+        for st in verdict.statements:
+            if st.klass != READ:
+                return False
         return True
+
+    def _fingerprint_cacheable_text(self, sql: str) -> bool:
+        return not (self.dialect == "mysql" and "/*" in sql and ("/*!" in sql or "/*M!" in sql or
+                                                                 "/*m!" in sql))
 
     def _deep(self, sql: str, fast_verbs: tuple[str, ...]) -> tuple[Verdict, bool]:
         self.stats.deep += 1

@@ -647,8 +647,12 @@ class PgSession(StartupPhase):
             klass = v.klass
         bm.statement("monitored" if monitored else "allowed", klass)
         if err is None:
-            self.app.audit.statement(self.ctx, sql=sql, verdict=v, message=_MSG[kind], rows=rows,
-                                     duration_ms=dt * 1000.0, monitor=monitored)
+            if monitored:
+                self.app.audit.statement(self.ctx, sql=sql, verdict=v, message=_MSG[kind], rows=rows,
+                                         duration_ms=dt * 1000.0, monitor=True)
+            else:
+                # the hot path (issue 6): same record, built from pre-serialised pieces
+                self.app.audit.allowed(self.ctx, sql, v, _MSG[kind], rows, dt * 1000.0)
         else:
             self.app.audit.statement(self.ctx, sql=sql, verdict=v, message=_MSG[kind], rows=rows,
                                      duration_ms=dt * 1000.0, monitor=monitored,

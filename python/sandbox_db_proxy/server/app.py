@@ -58,13 +58,15 @@ class Login:
     SCRAM-SHA-256 / mysql_native_password as the server side). Session logins (issue 5)
     carry stored verifiers instead: `scram_verifier` in PostgreSQL's
     `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>` format (RFC 5803), `mysql_native_hash`
-    = SHA1(SHA1(password)) (MySQL "Native Authentication"). A relay uses whichever it needs
-    and refuses the login when it is missing."""
+    = SHA1(SHA1(password)) (MySQL "Native Authentication"), `mysql_sha2_hash` =
+    SHA256(SHA256(password)) (the "hash entry" caching_sha2_password fast authentication
+    checks). A relay uses whichever it needs and refuses the login when it is missing."""
     agent: str
     username: str
     password: str | None = dataclasses.field(default=None, repr=False)
     scram_verifier: str | None = dataclasses.field(default=None, repr=False)
     mysql_native_hash: bytes | None = dataclasses.field(default=None, repr=False)
+    mysql_sha2_hash: bytes | None = dataclasses.field(default=None, repr=False)
     session_id: str | None = None
     source: str = "agent"          # agent | backend | session
     backends: tuple[str, ...] | None = None

@@ -125,6 +125,7 @@ class SessionManager:
         from sandbox_db_proxy.server.app import Login   # runtime contract type (server/app.py)
         login = Login(agent=rec.agent, username=rec.username, password=None,
                       scram_verifier=rec.scram_verifier, mysql_native_hash=rec.mysql_native_hash,
+                      mysql_sha2_hash=rec.mysql_sha2_hash,
                       session_id=rec.id, source="session", backends=tuple(rec.backends))
         s = _Session(rec, login)
         self._by_id[rec.id] = s

@@ -9,8 +9,9 @@ needs to *verify* it (default deny on secrets at rest):
   scramble from it (MySQL internals, "Native Authentication").
 - MySQL `caching_sha2_password` fast auth: SHA256(SHA256(password)) -- enough to check a
   fast-auth scramble (response XOR SHA256(h2 + nonce) = SHA256(pw); SHA256 of that = h2).
-  Stored for relays that support it; full authentication checks the cleartext against the
-  native hash.
+  The MySQL relay (auth/mysql_auth.py ServerAuth, via Login.mysql_sha2_hash) uses it for fast
+  authentication once a login passed full authentication, which checks the cleartext
+  against the native hash.
 
 Durability: state changes (create, revoke, expire) are committed with `synchronous=FULL` in
 WAL mode before the API answers, so a crash or restart can neither lose a session nor

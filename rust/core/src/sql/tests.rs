@@ -670,3 +670,134 @@ fn adversarial_sizes_stay_linear() {
         }
     }
 }
+
+// ---- row 13 (continued): T-SQL batches split without ';' ----------------------------------
+
+/// A read followed, with no `;`, by any other statement: the splitter (split.rs,
+/// `tsql_batch_ranges`) finds the second statement where it begins, and the fast path never
+/// allows the text on its own (it keeps splitting on `;` only and defers or blocks).
+#[test]
+fn tsql_batches_split_and_never_fast_allowed() {
+    let reads = [
+        "SELECT 1",
+        "SELECT a FROM t",
+        "SELECT a FROM t AS x",
+        "SELECT * FROM t ORDER BY id OFFSET 1 ROWS FETCH NEXT 1 ROWS ONLY",
+        "SELECT CASE WHEN a = 1 THEN 1 END FROM t",
+        "SELECT (SELECT 1) AS x",
+        "SELECT 1 UNION ALL SELECT 2",
+        "WITH c AS (SELECT 1 AS a) SELECT a FROM c",
+        "SELECT a FROM t WITH (NOLOCK) OPTION (MAXDOP 1)",
+    ];
+    let seconds = [
+        "SELECT 2",
+        "DELETE FROM t",
+        "WAITFOR DELAY '1:0:0'",
+        "SHUTDOWN",
+        "CHECKPOINT",
+        "COMMIT",
+        "THROW",
+        "END CONVERSATION @h",
+        "EXEC sp_who",
+        "EXECUTE AS USER = 'dbo'",
+        "SET NOCOUNT ON",
+        "USE master",
+        "DECLARE @x int",
+        "BEGIN SELECT 1 END",
+        "BEGIN TRAN",
+        "IF 1 = 1 SELECT 1",
+        "WHILE 1 = 1 BREAK",
+        "RECONFIGURE",
+        "REVERT",
+        "KILL 1",
+        "INSERT INTO t VALUES (1)",
+        "UPDATE t SET a = 1",
+        "MERGE t USING s ON 1 = 1 WHEN MATCHED THEN DELETE",
+        "TRUNCATE TABLE t",
+        "DROP TABLE t",
+        "CREATE TABLE t (a int)",
+        "ALTER TABLE t ADD b int",
+        "GRANT SELECT ON t TO u",
+        "DENY SELECT ON t TO u",
+        "RETURN",
+        "PRINT 'x'",
+        "RAISERROR('x', 16, 1)",
+        "OPEN c",
+        "CLOSE c",
+        "DEALLOCATE c",
+        "FETCH NEXT FROM c",
+        "SAVE TRAN x",
+        "ROLLBACK",
+        "GOTO l",
+        "SETUSER",
+        "BULK INSERT t FROM 'x'",
+        "DBCC CHECKDB",
+        "BACKUP DATABASE d TO DISK = 'x'",
+        "RESTORE DATABASE d FROM DISK = 'x'",
+        "ENABLE TRIGGER tr ON t",
+        "DISABLE TRIGGER ALL ON DATABASE",
+        "READTEXT t.c @p 0 1",
+        "WRITETEXT t.c @p 'x'",
+        "UPDATETEXT t.c @p 0 0 'x'",
+    ];
+    let seps = [" ", "\n", "\r\n", "\t", " /* c */ ", " -- c\n", "/**/"];
+    let mut rng = Rng(0x5DEE_CE66_D1CE_4E5B);
+    for read in reads {
+        for second in seconds {
+            let sep = rng.pick(&seps);
+            let s = format!("{read}{sep}{}", random_case(&mut rng, second));
+            let pieces = split_statements(&s, TSql).unwrap_or_else(|e| panic!("{s:?}: {e}"));
+            assert!(pieces.len() >= 2, "{s:?} -> {pieces:?}");
+            assert_eq!(pieces.first().map(String::as_str), Some(read), "{s:?}");
+            let lead = second.split(' ').next().unwrap_or("");
+            let got = pieces.get(1).map_or("", String::as_str);
+            assert!(
+                got.get(..lead.len())
+                    .is_some_and(|g| g.eq_ignore_ascii_case(lead)),
+                "{s:?} -> {pieces:?}"
+            );
+            not_allowed(TSql, &s);
+        }
+    }
+}
+
+/// Random T-SQL-flavoured texts: whenever the splitter sees more than one statement the fast
+/// path does not allow the text, every piece lexes on its own, and the pieces hold exactly the
+/// code of the text.
+#[test]
+fn tsql_randomized_split_vs_fast_path() {
+    const WORDS: &[&str] = &[
+        "SELECT", "select", "1", "a", "t", "FROM", "WHERE", "=", "(", ")", ",", ".", " ", "\n",
+        "UNION", "ALL", "CASE", "WHEN", "THEN", "ELSE", "END", "BEGIN", "TRAN", "TRY", "WITH",
+        "AS", "DELETE", "INSERT", "UPDATE", "SET", "EXEC", "WAITFOR", "THROW", "FETCH", "ROWS",
+        "OFFSET", "NEXT", "ONLY", "IF", "GO", "MERGE", "INTO", "VALUES", "ON", "TO", "GRANT",
+        "CURSOR", "FOR", "DECLARE", "@x", "'s'", "[x]", "-- c\n", "/* c */", ";", "*", "N'n'",
+    ];
+    let mut rng = Rng(0xA076_1D64_78BD_642F);
+    for _ in 0..20_000 {
+        let n = 1 + rng.below(14);
+        let mut s = String::new();
+        for _ in 0..n {
+            s.push_str(rng.pick(WORDS));
+            s.push(' ');
+        }
+        let Ok(pieces) = split_statements(&s, TSql) else {
+            continue;
+        };
+        // no code is lost or duplicated between the pieces (only the ';' separators go)
+        let mut joined = Vec::new();
+        for p in &pieces {
+            assert!(tokenize(p, TSql).is_ok(), "{s:?} piece {p:?}");
+            joined.extend(content_texts(p, TSql).unwrap_or_default());
+        }
+        let whole: Vec<String> = content_texts(&s, TSql)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| t != ";")
+            .collect();
+        assert_eq!(joined, whole, "{s:?} -> {pieces:?}");
+        if pieces.len() > 1 {
+            not_allowed(TSql, &s);
+        }
+    }
+}
