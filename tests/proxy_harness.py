@@ -113,6 +113,9 @@ def backend(name: str, type_: str, server, database: str, **overrides) -> dict:
     return b
 
 
+_backend_entry = backend      # relay_config's keyword `backend` (overrides) shadows the name
+
+
 def config_text(backends: list[dict], audit_path: str, *, security: dict | None = None,
                 limits: dict | None = None, admin: dict | None = None, agents: list[dict] | None = None,
                 sessions: dict | None = None) -> str:
@@ -127,6 +130,26 @@ def config_text(backends: list[dict], audit_path: str, *, security: dict | None 
     if sessions is not None:
         cfg["sessions"] = sessions
     return yaml.safe_dump(cfg)
+
+
+def relay_config(name: str, type_: str, server, dbname: str, audit_path: str, *, security: dict | None = None,
+                 limits: dict | None = None, backend: dict | None = None, agents: bool = False) -> str:
+    """Config for one relay test: backend `name` in front of `server` (database `dbname`),
+    `backend` merged into its entry; `agents` adds the static agent AGENT / AGENT_PW."""
+    b = _backend_entry(name, type_, server, dbname, **(backend or {}))
+    return config_text([b], audit_path, security=security, limits=limits,
+                       agents=[{"name": AGENT, "password": AGENT_PW}] if agents else None)
+
+
+def engine_available(dialect: str) -> bool:
+    """Whether the real verdict engine can be built and used (it is written concurrently by
+    others; relay tests fall back to a stand-in engine meanwhile)."""
+    try:
+        from sandbox_db_proxy.engine import Engine
+        Engine(dialect).classify("SELECT 1")
+        return True
+    except Exception:  # noqa: BLE001
+        return False
 
 
 # -- a ProxyApp on its own loop thread --------------------------------------------------------

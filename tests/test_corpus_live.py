@@ -69,17 +69,22 @@ def run_pg_read(conn, sql: str) -> None:
         conn.execute("ROLLBACK")  # a WARNING only, when the read itself ended the transaction
 
 
-def run_pg_reads(conn, entries: list[dict]) -> list[str]:
-    """Failures as "id: error" lines; an empty list means every read ran."""
-    import psycopg
-
+def run_reads(entries: list[dict], run, errors) -> list[str]:
+    """`run(sql)` for every entry; the driver's `errors` become "id: error" lines (an empty
+    list means every read ran)."""
     failures = []
     for entry in entries:
         try:
-            run_pg_read(conn, entry["sql"])
-        except psycopg.Error as exc:
+            run(entry["sql"])
+        except errors as exc:
             failures.append(f"{entry['id']}: {type(exc).__name__}: {str(exc).strip()}")
     return failures
+
+
+def run_pg_reads(conn, entries: list[dict]) -> list[str]:
+    import psycopg
+
+    return run_reads(entries, lambda sql: run_pg_read(conn, sql), psycopg.Error)
 
 
 @pytest.fixture(scope="module")
@@ -193,13 +198,7 @@ def run_my_read(conn, database: str, sql: str) -> None:
 def run_my_reads(conn, database: str, entries: list[dict]) -> list[str]:
     import pymysql
 
-    failures = []
-    for entry in entries:
-        try:
-            run_my_read(conn, database, entry["sql"])
-        except pymysql.MySQLError as exc:
-            failures.append(f"{entry['id']}: {type(exc).__name__}: {exc}")
-    return failures
+    return run_reads(entries, lambda sql: run_my_read(conn, database, sql), pymysql.MySQLError)
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,11 @@ MySQL/T-SQL function into an allowed one."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
-from corpus_util import apply_schema_pg
 from sandbox_db_proxy.engine import PG_PROC_QUERY, Engine, FunctionCatalog, FunctionPolicy
 from sandbox_db_proxy.engine import functions as F
+from test_engine_helpers import pg_schema_db
 
 
 def test_policy_unit():
@@ -77,12 +75,7 @@ def test_postgres_denylist_blocks_every_name():
 # against the real server
 # ---------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def pg_db(pg_server):
-    name = "engine_fn_" + uuid.uuid4().hex[:8]
-    apply_schema_pg(pg_server, name)
-    yield name
-    pg_server.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+pg_db = pg_schema_db("engine_fn_")
 
 
 def _pg_proc_rows(pg_server, db):

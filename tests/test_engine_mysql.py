@@ -12,6 +12,8 @@ import pytest
 
 from corpus_util import apply_schema_mysql
 from sandbox_db_proxy import Engine
+from proxy_harness import unchanged
+from test_engine_helpers import gate, verdict_table_tests
 
 ALLOWED = [
     ("SELECT 1", "read"),
@@ -191,24 +193,7 @@ BLOCKED = [
 ]
 
 
-@pytest.fixture(scope="module")
-def engine():
-    return Engine("mysql")
-
-
-@pytest.mark.parametrize("sql,klass", ALLOWED, ids=[s[:50] for s, _ in ALLOWED])
-def test_allowed(engine, sql, klass):
-    v = engine.classify(sql)
-    assert v.allowed, (v.rule, v.reason)
-    assert v.klass == klass
-
-
-@pytest.mark.parametrize("sql,rule", BLOCKED, ids=[s[:50] for s, _ in BLOCKED])
-def test_blocked(engine, sql, rule):
-    v = engine.classify(sql)
-    assert not v.allowed
-    assert v.rule in rule.split("|"), (v.rule, v.reason)
-    assert len(v.reason) > 30
+engine, test_allowed, test_blocked = verdict_table_tests("mysql", ALLOWED, BLOCKED)
 
 
 def test_executable_comment_is_never_fingerprint_cached(engine):
@@ -297,20 +282,14 @@ _GATED = [
 
 @pytest.mark.mariadb
 def test_engine_alone_keeps_the_database_unchanged(mariadb_server, my_db):
-    eng = Engine("mysql")
-    before = mariadb_server.checksum(my_db)
-    allowed = []
-    conn = _connect(mariadb_server, my_db)
-    try:
-        for sql in _GATED:
-            v = eng.classify(sql)
-            if v.allowed:            # a bug: the write reaches the server and the checksum shows it
-                allowed.append(sql)
-                with conn.cursor() as cur:
-                    cur.execute(sql)
-            else:
-                assert v.reason
-    finally:
-        conn.close()
-    assert allowed == []
-    assert mariadb_server.checksum(my_db) == before
+    with unchanged(mariadb_server, my_db):
+        conn = _connect(mariadb_server, my_db)
+
+        def execute(sql):            # a bug: the write reaches the server and the checksum shows it
+            with conn.cursor() as cur:
+                cur.execute(sql)
+        try:
+            allowed = gate(Engine("mysql"), _GATED, execute)
+        finally:
+            conn.close()
+        assert allowed == []

@@ -5,13 +5,13 @@ against the real PostgreSQL 15 server (reads run there; writes would change its 
 from __future__ import annotations
 
 import dataclasses
-import uuid
 
 import psycopg
 import pytest
 
-from corpus_util import apply_schema_pg
+from proxy_harness import unchanged
 from sandbox_db_proxy import Engine, Verdict, classify
+from test_engine_helpers import assert_allowed, assert_blocked, case_ids, gate, pg_schema_db
 
 ALLOWED = [
     # plain and analytic reads
@@ -227,20 +227,17 @@ def engine():
     return Engine("postgres")
 
 
-@pytest.mark.parametrize("sql,klass", ALLOWED, ids=[s[:50] for s, _ in ALLOWED])
+@pytest.mark.parametrize("sql,klass", ALLOWED, ids=case_ids(ALLOWED))
 def test_allowed(engine, sql, klass):
     v = engine.classify(sql)
-    assert v.allowed, (v.rule, v.reason)
-    assert v.klass == klass
+    assert_allowed(v, klass)
     assert v.path in ("fast", "deep")
 
 
-@pytest.mark.parametrize("sql,rule", BLOCKED, ids=[s[:50] for s, _ in BLOCKED])
+@pytest.mark.parametrize("sql,rule", BLOCKED, ids=case_ids(BLOCKED))
 def test_blocked(engine, sql, rule):
     v = engine.classify(sql)
-    assert not v.allowed
-    assert v.rule in rule.split("|"), v.reason
-    assert len(v.reason) > 30          # an explanation for the agent, not a code
+    assert_blocked(v, rule)
     # the same text again comes from the cache with the same decision
     again = engine.classify(sql)
     assert again.path == "cache" and again.rule == v.rule and not again.allowed
@@ -318,12 +315,7 @@ _NOT_RUN = ("FETCH", "CLOSE", "RELEASE", "SAVEPOINT", "COMMIT", "ROLLBACK", "BEG
             "DECLARE", "SET TRANSACTION", "COPY", "DEALLOCATE", "TABLE products")
 
 
-@pytest.fixture(scope="module")
-def pg_db(pg_server):
-    name = "engine_pg_" + uuid.uuid4().hex[:8]
-    apply_schema_pg(pg_server, name)
-    yield name
-    pg_server.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+pg_db = pg_schema_db("engine_pg_")
 
 
 @pytest.mark.pg
@@ -370,20 +362,13 @@ _GATED = [
 
 @pytest.mark.pg
 def test_engine_alone_keeps_the_database_unchanged(pg_server, pg_db):
-    eng = Engine("postgres")
-    before = pg_server.checksum(pg_db)
-    allowed = []
-    with psycopg.connect(pg_server.dsn(pg_db), autocommit=True) as conn:
-        for sql in _GATED:
-            v = eng.classify(sql)
-            if v.allowed:              # a bug: the write reaches the server and the checksum shows it
-                allowed.append(sql)
+    with unchanged(pg_server, pg_db):
+        with psycopg.connect(pg_server.dsn(pg_db), autocommit=True) as conn:
+            def execute(sql):          # a bug: the write reaches the server and the checksum shows it
                 with conn.cursor() as cur:
                     cur.execute(sql)
-            else:
-                assert v.reason
-    assert allowed == []
-    assert pg_server.checksum(pg_db) == before
+            allowed = gate(Engine("postgres"), _GATED, execute)
+        assert allowed == []
 
 
 @pytest.mark.pg

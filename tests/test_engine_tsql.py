@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox_db_proxy import Engine, _native
+from sandbox_db_proxy import _native
+from test_engine_helpers import verdict_table_tests
 
 _BATCH = "SELECT COUNT(*) FROM dbo.users\nSELECT COUNT(*) FROM dbo.orders"
 
@@ -90,24 +91,7 @@ BLOCKED = [
 ]
 
 
-@pytest.fixture(scope="module")
-def engine():
-    return Engine("tsql")
-
-
-@pytest.mark.parametrize("sql,klass", ALLOWED, ids=[s[:50] for s, _ in ALLOWED])
-def test_allowed(engine, sql, klass):
-    v = engine.classify(sql)
-    assert v.allowed, (v.rule, v.reason)
-    assert v.klass == klass
-
-
-@pytest.mark.parametrize("sql,rule", BLOCKED, ids=[s[:50] for s, _ in BLOCKED])
-def test_blocked(engine, sql, rule):
-    v = engine.classify(sql)
-    assert not v.allowed
-    assert v.rule in rule.split("|"), (v.rule, v.reason)
-    assert len(v.reason) > 30
+engine, test_allowed, test_blocked = verdict_table_tests("tsql", ALLOWED, BLOCKED)
 
 
 def test_batch_lists_every_statement(engine):

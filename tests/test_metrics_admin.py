@@ -13,6 +13,7 @@ import aiohttp
 import orjson
 import pytest
 
+from proxy_harness import read_audit
 from sandbox_db_proxy.config import load_config
 from sandbox_db_proxy.metrics import CLASSIFY_BUCKETS, Metrics
 from sandbox_db_proxy.server import admin
@@ -116,8 +117,13 @@ async def get(app, path, headers=None):
 
 
 def audit_records(tmp_path) -> list[dict]:
-    p = tmp_path / "audit.json"
-    return [orjson.loads(line) for line in p.read_bytes().splitlines()] if p.exists() else []
+    return read_audit(tmp_path / "audit.json")
+
+
+async def flushed_events(app, tmp_path, event: str) -> list[dict]:
+    """The audit file's records of `event`, once the batched writer has flushed."""
+    await app.audit.aflush()
+    return [x for x in audit_records(tmp_path) if x["event"] == event]
 
 
 async def hello(app, backend="pg"):
@@ -218,8 +224,7 @@ async def test_ip_allowlist_refuses_before_reading(tmp_path, relay):
         r, w = await asyncio.open_connection("127.0.0.1", app.bound_port("pg"))
         assert await asyncio.wait_for(r.read(), 5) == b""  # closed without a greeting
         w.close()
-        await app.audit.aflush()
-        (rec,) = [x for x in audit_records(tmp_path) if x["event"] == "ip_denied"]
+        (rec,) = await flushed_events(app, tmp_path, "ip_denied")
         assert rec["client.address"] == "127.0.0.1" and rec["backend"] == "pg"
         assert "security.allowed_ips" in rec["reason"]
         text = (await get(app, "/metrics"))[2].decode()
@@ -242,8 +247,7 @@ async def test_connection_limit(tmp_path, relay):
         r3, w3, line = await hello(app)  # the slot is free again
         assert line == b"HELLO\n"
         w3.close()
-        await app.audit.aflush()
-        (rec,) = [x for x in audit_records(tmp_path) if x["event"] == "limit"]
+        (rec,) = await flushed_events(app, tmp_path, "limit")
         assert rec["limit"] == "max_client_connections"
         assert 'sandbox_db_proxy_limit_breaches_total{backend="pg",limit="max_client_connections"} 1.0' in \
             (await get(app, "/metrics"))[2].decode()
@@ -267,8 +271,7 @@ async def test_reload_swaps_config_or_keeps_old(tmp_path, relay, caplog):
                         .replace("drain_timeout_seconds: 5", "drain_timeout_seconds: 5, max_client_connections: 1"))
         assert app.reload() is True
         assert app.config is not first and app.config.limits.max_client_connections == 1
-        await app.audit.aflush()
-        reloads = [x for x in audit_records(tmp_path) if x["event"] == "config_reload"]
+        reloads = await flushed_events(app, tmp_path, "config_reload")
         assert [x["outcome"] for x in reloads] == ["error", "success"]
         assert "enforce_read_only" in reloads[0]["reason"]
         text = (await get(app, "/metrics"))[2].decode()

@@ -18,8 +18,8 @@ import socket
 import struct
 import subprocess
 
-from proxy_harness import AGENT, AGENT_PW, RelayProxy, audit_file, config_text, create_my_db, unique  # noqa: F401
-from proxy_harness import backend as backend_entry
+from proxy_harness import (AGENT, AGENT_PW, RelayProxy, audit_file, create_my_db, engine_available,  # noqa: F401
+                           relay_config, unique)
 
 BACKEND = "mdb"
 
@@ -56,20 +56,13 @@ class StandInEngine:
 
 
 def real_engine_available() -> bool:
-    try:
-        from sandbox_db_proxy.engine import Engine
-        Engine("mysql").classify("SELECT 1")
-        return True
-    except Exception:  # noqa: BLE001
-        return False
+    return engine_available("mysql")
 
 
-def make_config(server, dbname: str, audit_path: str, *, security: dict | None = None,
-                limits: dict | None = None, backend: dict | None = None, agents: bool = False) -> str:
-    """Config YAML for one backend `mdb` in front of `server` (database `dbname`)."""
-    return config_text([backend_entry(BACKEND, "mysql", server, dbname, **(backend or {}))], audit_path,
-                       security=security, limits=limits,
-                       agents=[{"name": AGENT, "password": AGENT_PW}] if agents else None)
+def make_config(server, dbname: str, audit_path: str, *, agents: bool = False, **kw) -> str:
+    """Config YAML for one backend `mdb` in front of `server` (database `dbname`), without
+    agents by default (clients log in as the backend's user); `kw`: security, limits, backend."""
+    return relay_config(BACKEND, "mysql", server, dbname, audit_path, agents=agents, **kw)
 
 
 class MyProxy(RelayProxy):

@@ -15,8 +15,8 @@ import struct
 
 import pytest
 
-from proxy_harness import AGENT, AGENT_PW, RelayProxy, audit_file, config_text, create_pg_db, unique  # noqa: F401
-from proxy_harness import backend as backend_entry
+from proxy_harness import (AGENT, AGENT_PW, RelayProxy, audit_file, create_pg_db, engine_available,  # noqa: F401
+                           relay_config, unique)
 
 BACKEND = "pgtest"
 
@@ -63,20 +63,13 @@ class AllowAllEngine(StandInEngine):
 
 
 def real_engine_available() -> bool:
-    try:
-        from sandbox_db_proxy.engine import Engine
-        Engine("postgres").classify("SELECT 1")
-        return True
-    except Exception:  # noqa: BLE001
-        return False
+    return engine_available("postgres")
 
 
-def make_config(pg_server, dbname: str, audit_path: str, *, security: dict | None = None,
-                limits: dict | None = None, backend: dict | None = None, agents: bool = True) -> str:
-    """Config YAML for one backend `pgtest` in front of `pg_server` (database `dbname`)."""
-    return config_text([backend_entry(BACKEND, "postgres", pg_server, dbname, **(backend or {}))], audit_path,
-                       security=security, limits=limits,
-                       agents=[{"name": AGENT, "password": AGENT_PW}] if agents else None)
+def make_config(pg_server, dbname: str, audit_path: str, *, agents: bool = True, **kw) -> str:
+    """Config YAML for one backend `pgtest` in front of `pg_server` (database `dbname`), with
+    the static agent by default; `kw`: security, limits, backend (see proxy_harness.relay_config)."""
+    return relay_config(BACKEND, "postgres", pg_server, dbname, audit_path, agents=agents, **kw)
 
 
 class ProxyHarness(RelayProxy):

@@ -20,7 +20,7 @@ import uuid
 import pytest
 
 import proxy_harness
-from proxy_harness import ThreadedProxy, backend, config_text, unique  # noqa: F401
+from proxy_harness import ThreadedProxy, backend, config_text
 
 TOKEN = "test-admin-token-" + uuid.uuid4().hex
 PG = "pg-prod"
