@@ -78,21 +78,42 @@ def _make_data_dir(data_dir: str | None) -> tuple[str, bool]:
     return data_dir, False
 
 
-def _stop_postmaster(data_dir: str) -> None:
-    """Fast-shutdown a postmaster we started whose handle we never got (interrupted while
-    pgserver was starting it): postmaster.pid's first line is its pid (PostgreSQL docs,
-    "Database File Layout"); SIGINT = fast shutdown ("Shutting Down the Server")."""
-    try:
-        with open(os.path.join(data_dir, "postmaster.pid")) as f:
-            pid = int(f.readline().strip())
-        os.kill(pid, signal.SIGINT)
-    except (OSError, ValueError):
-        return
-    for _ in range(100):
+def _processes_using(data_dir: str) -> list[int]:
+    """PIDs (other than ours) whose command line names the data directory: pg_ctl, the
+    postmaster and its children started by pgserver."""
+    me, found = os.getpid(), []
+    needle = data_dir.encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
         try:
-            os.kill(pid, 0)
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if needle in f.read():
+                    found.append(int(entry))
         except OSError:
-            return
+            continue
+    return found
+
+
+def _stop_postmaster(data_dir: str) -> None:
+    """Stop a PostgreSQL we started but whose handle we never got (SIGTERM arrived while
+    pgserver was starting it). pg_ctl may still be about to launch the postmaster, so keep
+    looking until nothing has used the directory for a moment: SIGINT = fast shutdown
+    (PostgreSQL docs, "Shutting Down the Server"), SIGKILL for whatever is left after 5 s."""
+    deadline = time.monotonic() + 10
+    quiet_since = None
+    while time.monotonic() < deadline:
+        pids = _processes_using(data_dir)
+        if not pids:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since > 0.5:
+                return
+        else:
+            quiet_since = None
+            sig = signal.SIGKILL if deadline - time.monotonic() < 5 else signal.SIGINT
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, sig)
         time.sleep(0.05)
 
 
@@ -236,7 +257,11 @@ def run_demo(host: str = "127.0.0.1", port: int | None = None, admin_port: int |
                     srv.cleanup()
         if temporary:
             _stop_postmaster(data_dir)
-            shutil.rmtree(data_dir, ignore_errors=True)
+            for _ in range(3):  # a postmaster exiting just now may still remove/write files
+                shutil.rmtree(data_dir, ignore_errors=True)
+                if not os.path.exists(data_dir):
+                    break
+                time.sleep(0.2)
 
 
 def _interrupt(signum, frame):
