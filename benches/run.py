@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -384,6 +385,10 @@ def main() -> int:
     ap.add_argument("--only", default="classifier,pgbench,agent,memory,sysbench")
     args = ap.parse_args()
     only = set(args.only.split(","))
+    # Every peer (started from here) inherits the open-file limit: 1,000 idle clients need
+    # 2,000 sockets in a forwarder, more than the usual soft limit of 1,024.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     RESULTS.mkdir(exist_ok=True)
     result: dict = {"machine": machine(), "rounds": args.rounds, "seconds": args.seconds}
     if "classifier" in only:
