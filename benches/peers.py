@@ -116,7 +116,10 @@ pidfile = {d}/pgbouncer.pid
     for f in d.iterdir():
         shutil.chown(f, "postgres", "postgres")
     # PgBouncer refuses to run as root.
-    proc = subprocess.Popen(["runuser", "-u", "postgres", "--", "pgbouncer", str(d / "pgbouncer.ini")],
+    # runuser applies PAM limits (soft nofile 1,024): raise it to the hard limit inside, or
+    # 1,000 clients plus their server connections do not fit.
+    proc = subprocess.Popen(["runuser", "-u", "postgres", "--", "sh", "-c",
+                             'ulimit -n "$(ulimit -H -n)"; exec pgbouncer "$0"', str(d / "pgbouncer.ini")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port("127.0.0.1", port)
     peer = Peer("pgbouncer", "127.0.0.1", port, proc, d)
@@ -128,8 +131,10 @@ pidfile = {d}/pgbouncer.pid
     return peer
 
 
-def start_proxy(backends: list[dict], extra_yaml: str = "", name: str = "sandbox-db-proxy") -> Peer:
-    """sandbox-db-proxy with classification and audit switched on (the real configuration)."""
+def start_proxy(backends: list[dict], extra_yaml: str = "", name: str = "sandbox-db-proxy",
+                python_path: str | None = None) -> Peer:
+    """sandbox-db-proxy with classification and audit switched on (the real configuration).
+    `python_path`: run the package from another source tree (benches/ab_proxy.py: before/after)."""
     d = _workdir("sdp-proxy-")
     admin_port = free_port()
     lines = ["backends:"]
@@ -144,7 +149,8 @@ def start_proxy(backends: list[dict], extra_yaml: str = "", name: str = "sandbox
     cfg = d / "config.yaml"
     cfg.write_text("\n".join(lines) + "\n" + extra_yaml)
     exe = Path(sys.executable).parent / "sandbox-db-proxy"
-    proc = subprocess.Popen([str(exe), "serve", "--config", str(cfg)],
+    env = dict(os.environ, PYTHONPATH=python_path) if python_path else None
+    proc = subprocess.Popen([str(exe), "serve", "--config", str(cfg)], env=env, cwd=str(d),
                             stdout=open(d / "stdout.log", "w"), stderr=open(d / "stderr.log", "w"))
     for b in backends:
         host, port = b["listen"].rsplit(":", 1)

@@ -159,3 +159,25 @@ def test_fragment_cache_is_bounded_and_identity_checked(tmp_path):
     assert len(log._frag) <= 4096
     recs = written(log, tmp_path)
     assert len(recs) == 5000 and collections.Counter(r["class"] for r in recs) == {"read": 5000}
+
+
+def test_duration_and_timestamp_match_the_generic_record():
+    """`%.3f` and the per-millisecond timestamp cache give the values round(x, 3) and
+    rfc3339_now() give, for awkward values too."""
+    import random
+    import time as _time
+
+    from sandbox_db_proxy import audit as audit_mod
+    rnd = random.Random(3)
+    values = [0.0, 0.0005, 0.0015, 2.675, 1.0005, 999.9995, 1e-9, 123456.7894999] + \
+             [rnd.uniform(0, 5) for _ in range(2000)] + [rnd.uniform(0, 1e5) for _ in range(500)]
+    frag = (None, b'"verdict":"ALLOWED",', b"")
+    for x in values:
+        line = audit_mod._allowed_line((1.0, b"", frag, "q", 1, x))
+        assert orjson.loads(line)["duration_ms"] == round(x, 3), x
+    now = _time.time()
+    for t in [now + i / 3000 for i in range(3000)] + [1700000000.9995, 1700000000.0, 1700000001.0004]:
+        got = audit_mod._ts_bytes(t).decode()
+        sec = int(t)
+        expect = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(sec)) + f".{int((t - sec) * 1000):03d}Z"
+        assert got == expect or abs(t * 1000 - round(t * 1000)) < 1e-3, (t, got, expect)

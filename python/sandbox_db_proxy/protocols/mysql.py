@@ -57,6 +57,7 @@ _R_QUERY, _R_PREPARE, _R_EXECUTE, _R_FETCH = C.R_QUERY, C.R_PREPARE, C.R_EXECUTE
 # refused rather than guessed at (MySQL manual "USE Statement"; identifiers: "Schema Object Names").
 _USE_RE = re.compile(r"\s*use\s+(`(?:[^`]|``)+`|[A-Za-z0-9_$]+)\s*;?\s*", re.I)
 _EV_DONE, _EV_HOLD = C.EV_DONE, C.EV_HOLD
+_END_PREPARED, _END_ERR = C.END_PREPARED, C.END_ERR
 _READ_ONLY_CODE, _READ_ONLY_STATE = C.ER_READ_ONLY
 
 
@@ -539,7 +540,7 @@ class MySQLSession(LoginPhase):
     def backend_data(self, data: bytes) -> None:
         if self.closed:
             return
-        if self.bstage in (B_GREETING, B_AUTH, B_TLS) and self.phase == P_LOGIN:
+        if self.phase == P_LOGIN and self.bstage in (B_GREETING, B_AUTH, B_TLS):
             self._backend_login_data(data)
             return
         try:
@@ -641,7 +642,7 @@ class MySQLSession(LoginPhase):
             return
         sql, verdict, message, t0 = cur
         kind = info[0]
-        if kind == C.END_PREPARED:
+        if kind == _END_PREPARED:
             sid = info[C.S_STMT_ID]
             self.stmts[sid] = (sql, verdict)
             self.last_stmt = sid
@@ -649,10 +650,12 @@ class MySQLSession(LoginPhase):
             return  # PING, STATISTICS, FETCH, ...: not statements
         dt = perf_counter() - t0
         rows = info[5] or info[1]
-        if kind != C.END_ERR and verdict.allowed:
-            self._audit_allowed(sql, verdict, message, rows, dt)
-            self.bm.statement("allowed", verdict.klass)
-            self.bm.query_seconds.observe(dt)
+        if kind != _END_ERR and verdict.allowed:
+            # the hot path: AuditLog.allowed() writes the same record statement() would
+            self.app.audit.allowed(self.ctx, sql, verdict, message, rows, dt * 1000.0)
+            bm = self.bm
+            bm.statement("allowed", verdict.klass)
+            bm.query_seconds.observe(dt)
             if verdict.klass == "session" and not self.app.config.monitor_mode:
                 self._verify_read_only()
             return
@@ -671,12 +674,6 @@ class MySQLSession(LoginPhase):
         if verdict.allowed:
             self.bm.statement("allowed", verdict.klass)
         self.bm.query_seconds.observe(dt)
-
-    def _audit_allowed(self, sql: str, verdict: Any, message: str, rows: int, dt: float) -> None:
-        """The per-statement record of an allowed statement: `AuditLog.allowed()` builds the
-        same fields `AuditLog.statement()` writes (docs/ARCHITECTURE.md "Audit record") as a
-        JSON line from pieces serialised once per connection and per verdict (the hot path)."""
-        self.app.audit.allowed(self.ctx, sql, verdict, message, rows, dt * 1000.0)
 
     # ------------------------------------------------------------------ internal statements
     # The proxy's own statements on the backend session (the backstop SETs, the read-only
