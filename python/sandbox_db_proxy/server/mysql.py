@@ -34,6 +34,7 @@ from sandbox_db_proxy.auth import mysql_auth as A
 from sandbox_db_proxy.audit import ConnContext
 from sandbox_db_proxy.protocols import mysql_consts as C
 from sandbox_db_proxy.protocols.mysql import BackendInfo, MySQLSession, SessionOptions
+from sandbox_db_proxy.server.flow import set_reading
 
 log = logging.getLogger("sandbox_db_proxy.mysql")
 
@@ -178,14 +179,10 @@ class BackendConnection(asyncio.Protocol):
             self.client.session.backend_closed(str(exc) if exc else "")
 
     def pause_writing(self):
-        t = self.client.transport
-        if t is not None and not t.is_closing():
-            t.pause_reading()
+        set_reading(self.client.transport, False)
 
     def resume_writing(self):
-        t = self.client.transport
-        if t is not None and not t.is_closing():
-            t.resume_reading()
+        set_reading(self.client.transport, True)
 
 
 class ClientConnection(asyncio.Protocol):
@@ -292,14 +289,10 @@ class ClientConnection(asyncio.Protocol):
         self._close_backend()
 
     def pause_writing(self):
-        bt = self.backend.transport if self.backend else None
-        if bt is not None and not bt.is_closing():
-            bt.pause_reading()
+        set_reading(self.backend.transport if self.backend else None, False)
 
     def resume_writing(self):
-        bt = self.backend.transport if self.backend else None
-        if bt is not None and not bt.is_closing():
-            bt.resume_reading()
+        set_reading(self.backend.transport if self.backend else None, True)
 
     def _cleanup(self):
         if self._cleaned:

@@ -31,6 +31,7 @@ from sandbox_db_proxy.audit import ConnContext
 from sandbox_db_proxy.protocols import pg_messages as M
 from sandbox_db_proxy.protocols.pg_client import OneQuery
 from sandbox_db_proxy.protocols.postgres import CLOSED, DB_SYSTEM, PgSession
+from sandbox_db_proxy.server.flow import set_reading
 
 log = logging.getLogger("sandbox_db_proxy.postgres")
 
@@ -174,8 +175,9 @@ class PgListener:
         return q.rows
 
 
-class _Discard(asyncio.Protocol):
-    """CancelRequest connection: nothing is read back (the server just closes it)."""
+class _SslProbe(asyncio.Protocol):
+    """A proxy-owned backend connection that may ask for TLS first: SSLRequest, then the
+    server's one-byte answer ('S' or 'N'; protocol docs, "SSL Session Encryption")."""
 
     def __init__(self):
         self.transport = None
@@ -189,32 +191,32 @@ class _Discard(asyncio.Protocol):
         transport.write(M.SSL_REQUEST)
         return await self._ssl_answer
 
-    def data_received(self, data):
+    def _ssl_answered(self, data) -> bool:
+        """True when `data` was the awaited SSL answer (and is consumed by it)."""
         if self._ssl_answer is not None and not self._ssl_answer.done():
             self._ssl_answer.set_result(data[:1])
+            return True
+        return False
 
     def connection_lost(self, exc):
         if self._ssl_answer is not None and not self._ssl_answer.done():
             self._ssl_answer.set_exception(ConnectionError("backend closed during TLS negotiation"))
 
 
-class _QueryProtocol(asyncio.Protocol):
-    def __init__(self, q: OneQuery, done: asyncio.Future):
-        self.q, self.done = q, done
-        self.transport = None
-        self._ssl_answer: asyncio.Future | None = None
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    async def negotiate_ssl(self, transport) -> bytes:
-        self._ssl_answer = asyncio.get_running_loop().create_future()
-        transport.write(M.SSL_REQUEST)
-        return await self._ssl_answer
+class _Discard(_SslProbe):
+    """CancelRequest connection: nothing is read back (the server just closes it)."""
 
     def data_received(self, data):
-        if self._ssl_answer is not None and not self._ssl_answer.done():
-            self._ssl_answer.set_result(data[:1])
+        self._ssl_answered(data)
+
+
+class _QueryProtocol(_SslProbe):
+    def __init__(self, q: OneQuery, done: asyncio.Future):
+        super().__init__()
+        self.q, self.done = q, done
+
+    def data_received(self, data):
+        if self._ssl_answered(data):
             return
         try:
             out = self.q.feed(data)
@@ -228,8 +230,7 @@ class _QueryProtocol(asyncio.Protocol):
             self.done.set_result(None)
 
     def connection_lost(self, exc):
-        if self._ssl_answer is not None and not self._ssl_answer.done():
-            self._ssl_answer.set_exception(ConnectionError("backend closed during TLS negotiation"))
+        super().connection_lost(exc)
         if not self.done.done():
             self.done.set_exception(ConnectionError(f"backend closed the connection ({exc})"))
 
@@ -276,14 +277,10 @@ class BackendConnection(asyncio.Protocol):
 
     # backend transport's write buffer is full -> stop reading the client
     def pause_writing(self):
-        t = self.client.transport
-        if t is not None and not t.is_closing():
-            t.pause_reading()
+        set_reading(self.client.transport, False)
 
     def resume_writing(self):
-        t = self.client.transport
-        if t is not None and not t.is_closing():
-            t.resume_reading()
+        set_reading(self.client.transport, True)
 
 
 class ClientConnection(asyncio.Protocol):
@@ -395,14 +392,10 @@ class ClientConnection(asyncio.Protocol):
         self.session.client_lost(exc)
 
     def pause_writing(self):
-        bt = self.backend.transport if self.backend else None
-        if bt is not None and not bt.is_closing():
-            bt.pause_reading()
+        set_reading(self.backend.transport if self.backend else None, False)
 
     def resume_writing(self):
-        bt = self.backend.transport if self.backend else None
-        if bt is not None and not bt.is_closing():
-            bt.resume_reading()
+        set_reading(self.backend.transport if self.backend else None, True)
 
     def _cleanup(self):
         if self.closed and self.session is None:
