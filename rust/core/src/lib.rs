@@ -8,4 +8,5 @@ pub use error::{Error, Result};
 
 pub mod mysqlwire;
 pub mod pgwire;
+pub mod relay;
 pub mod sql;
