@@ -317,6 +317,18 @@ class MySQLSession(LoginPhase):
     def _enter_command_phase(self) -> None:
         self.phase = P_COMMAND
         self.cdec.set_max_payload(self.max_message)
+        # Logged in and hardened: the native relay takes both sockets over when it can
+        # (server/native.py); commands pipelined behind the login go with them.
+        go = getattr(self.io, "go_native", None)
+        if go is not None and not self.busy and not self.closed and not self.client_tls \
+                and not self.app.config.monitor_mode:
+            try:
+                initial = b"".join(N.mysql_frame(p, q) for q, p, _n in self.pending) + self.cdec.take_raw()
+            except N.NativeError:
+                initial = None
+            if initial is not None and go(initial):
+                self.pending.clear()
+                return
         if self.pending:
             self._drain_pending()
 
@@ -556,6 +568,9 @@ class MySQLSession(LoginPhase):
                 self.started = True
                 self.io.write_client(data)
             elif self.capture is not None:
+                if self.held:       # held bytes come first, also for the proxy's own statements
+                    data = self.held + data
+                    self.held = b""
                 self.capture.append(data)
             return
         ev, off, info = r
