@@ -2,6 +2,7 @@
 //! `cargo test` covers it directly. Every function here takes untrusted network bytes and
 //! must return an error instead of panicking (no `unwrap()` on input).
 
+pub mod dataplane;
 pub mod error;
 
 pub use error::{Error, Result};

@@ -1,0 +1,317 @@
+//! The data plane (issue 6): one native I/O thread (mio, epoll, edge-triggered) that owns the
+//! sockets of logged-in sessions and drives one [`Relay`] per session, so the steady state of
+//! a session costs no Python. Python keeps what is rare or slow: login, the engine's deep
+//! check (`DpEvent::NeedVerdict` -> [`DataPlane::verdict`]), audit records other than the
+//! hot one (`DpEvent::Records`), and writing the audit file (`take_audit`).
+//!
+//! Threads: every method of [`DataPlane`] may be called from any thread; commands reach the
+//! I/O thread through a queue and a `mio::Waker`, results come back through the event queue
+//! (`notify` says it became non-empty), the audit buffer, and per-session / per-backend
+//! counters. Nothing here may panic on network input: a panic on the I/O thread would end
+//! every session. A panic inside a relay ends that relay's session only (worker.rs).
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use crate::relay::{CacheMode, Record, Relay, Termination, Verdict, VerdictCache};
+
+pub mod audit;
+mod io;
+mod session;
+pub mod stats;
+mod worker;
+
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests;
+
+pub use stats::{BackendStats, StatsDelta};
+
+pub type SessionId = u64;
+
+/// A logged-in session handed over by Python.
+pub struct Adopt {
+    /// TCP or Unix stream socket, already non-blocking; now ours to close.
+    pub client_fd: OwnedFd,
+    /// Same, to the backend.
+    pub backend_fd: OwnedFd,
+    pub relay: Box<dyn Relay>,
+    /// Verdicts of this backend's engine.
+    pub cache: Arc<VerdictCache>,
+    /// Per-backend metric accumulators.
+    pub stats: Arc<BackendStats>,
+    /// Audit fields of the connection: JSON object members, each followed by ','
+    /// (`ConnContext.base_json` without `db.namespace`).
+    pub audit_prefix: Vec<u8>,
+    /// Current `db.namespace` (written after the prefix when Some).
+    pub database: Option<String>,
+    /// Client bytes Python had read but not relayed: fed first.
+    pub initial_client: Vec<u8>,
+    /// Same for the backend.
+    pub initial_backend: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub enum DpEvent {
+    /// The relay waits for the engine's verdict on `sql`: answer with [`DataPlane::verdict`].
+    NeedVerdict { session: SessionId, sql: String, fingerprint: Option<String>, generation: u64 },
+    /// Records of one relay call that Python audits / counts (in order).
+    Records { session: SessionId, records: Vec<Record> },
+    /// Both sockets are closed; the session is gone.
+    Closed { session: SessionId },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SessionStats {
+    /// Client bytes read.
+    pub bytes_in: u64,
+    /// Client bytes written.
+    pub bytes_out: u64,
+    /// Client reads that returned data.
+    pub activity: u64,
+    /// Allowed statements completed on the hot path (not those handed to Python).
+    pub allowed: u64,
+    /// No statement in flight (`Relay::is_idle`).
+    pub idle: bool,
+}
+
+/// Counters of one session, written by the I/O thread, read by `session_stats`.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    pub(crate) activity: AtomicU64,
+    pub(crate) allowed: AtomicU64,
+    pub(crate) idle: AtomicBool,
+    /// Largest write queue seen (either side): flow control is tested with it.
+    pub(crate) peak_queued: AtomicUsize,
+}
+
+/// A session on its way to the I/O thread.
+pub(crate) struct NewSession {
+    pub(crate) id: SessionId,
+    pub(crate) client: io::Stream,
+    pub(crate) backend: io::Stream,
+    pub(crate) relay: Box<dyn Relay>,
+    pub(crate) cache: Arc<VerdictCache>,
+    pub(crate) stats: Arc<BackendStats>,
+    pub(crate) audit_prefix: Vec<u8>,
+    pub(crate) database: Option<String>,
+    pub(crate) initial_client: Vec<u8>,
+    pub(crate) initial_backend: Vec<u8>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+pub(crate) enum Cmd {
+    Adopt(Box<NewSession>),
+    Verdict { id: SessionId, sql: String, verdict: Arc<Verdict>, mode: CacheMode, generation: u64 },
+    Terminate { id: SessionId, why: Termination, message: String },
+    Shutdown,
+}
+
+/// State shared by the handle and the I/O thread.
+pub(crate) struct Shared {
+    pub(crate) cmds: Mutex<VecDeque<Cmd>>,
+    pub(crate) waker: mio::Waker,
+    pub(crate) events: Mutex<Vec<DpEvent>>,
+    pub(crate) notify: Box<dyn Fn() + Send + Sync>,
+    pub(crate) audit: Mutex<audit::AuditBuf>,
+    pub(crate) audit_enabled: AtomicBool,
+    pub(crate) sessions: Mutex<HashMap<SessionId, Arc<Counters>>>,
+    /// Set (under the `cmds` lock) once shutdown began or the thread ended.
+    pub(crate) stopped: AtomicBool,
+    pub(crate) high_water: usize,
+}
+
+/// A poisoned lock only means a panic elsewhere while it was held; the data (queues,
+/// counters) is still usable, and refusing it would stop every session.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    /// Queues a command for the I/O thread; false when the data plane is stopped. The waker
+    /// is used only when the queue was empty: the I/O thread drains the whole queue per wake.
+    fn push(&self, cmd: Cmd) -> bool {
+        let was_empty = {
+            let mut q = lock(&self.cmds);
+            if self.stopped.load(Ordering::Acquire) {
+                return false;
+            }
+            let was_empty = q.is_empty();
+            q.push_back(cmd);
+            was_empty
+        };
+        if was_empty {
+            // A failed wake (eventfd full) still leaves a wake pending: nothing to do.
+            let _ = self.waker.wake();
+        }
+        true
+    }
+}
+
+/// Handle of the I/O thread.
+pub struct DataPlane {
+    shared: Arc<Shared>,
+    next_id: AtomicU64,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl DataPlane {
+    /// Start the I/O thread. `notify` is called from the I/O thread when the event queue goes
+    /// from empty to non-empty. `high_water`: bytes queued to one side beyond which the other
+    /// side is not read (flow control).
+    pub fn start(notify: Box<dyn Fn() + Send + Sync>, high_water: usize) -> std::io::Result<DataPlane> {
+        let poll = mio::Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), worker::WAKER)?;
+        let shared = Arc::new(Shared {
+            cmds: Mutex::new(VecDeque::new()),
+            waker,
+            events: Mutex::new(Vec::new()),
+            notify,
+            audit: Mutex::new(audit::AuditBuf::new(audit::AUDIT_CAP)),
+            audit_enabled: AtomicBool::new(true),
+            sessions: Mutex::new(HashMap::new()),
+            stopped: AtomicBool::new(false),
+            high_water,
+        });
+        let sh = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("sdp-dataplane".into())
+            .spawn(move || worker::thread_main(sh, poll))?;
+        Ok(DataPlane { shared, next_id: AtomicU64::new(1), thread: Mutex::new(Some(thread)) })
+    }
+
+    /// Hand a session to the I/O thread. On error both sockets are closed.
+    pub fn adopt(&self, a: Adopt) -> std::io::Result<SessionId> {
+        let Adopt {
+            client_fd,
+            backend_fd,
+            relay,
+            cache,
+            stats,
+            audit_prefix,
+            database,
+            initial_client,
+            initial_backend,
+        } = a;
+        let client = io::Stream::from_fd(client_fd)?;
+        let backend = io::Stream::from_fd(backend_fd)?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let counters = Arc::new(Counters::default());
+        counters.idle.store(relay.is_idle(), Ordering::Relaxed);
+        lock(&self.shared.sessions).insert(id, Arc::clone(&counters));
+        let s = NewSession {
+            id,
+            client,
+            backend,
+            relay,
+            cache,
+            stats,
+            audit_prefix,
+            database,
+            initial_client,
+            initial_backend,
+            counters,
+        };
+        if !self.shared.push(Cmd::Adopt(Box::new(s))) {
+            lock(&self.shared.sessions).remove(&id);
+            return Err(std::io::Error::other("data plane stopped"));
+        }
+        Ok(id)
+    }
+
+    /// The Python engine's answer to `NeedVerdict`: stored in the session's cache per `mode`
+    /// (when `generation` is still current), put in the session's one-shot "decided" slot,
+    /// then the relay continues. Unknown or ended sessions: ignored.
+    pub fn verdict(
+        &self,
+        session: SessionId,
+        sql: String,
+        verdict: Arc<Verdict>,
+        mode: CacheMode,
+        generation: u64,
+    ) {
+        self.shared.push(Cmd::Verdict { id: session, sql, verdict, mode, generation });
+    }
+
+    /// End a session with an error the client understands (`Relay::terminate`), then close.
+    pub fn terminate(&self, session: SessionId, why: Termination, message: String) {
+        self.shared.push(Cmd::Terminate { id: session, why, message });
+    }
+
+    /// Audit lines of allowed statements on/off (stats and counters are kept either way).
+    pub fn set_audit_enabled(&self, on: bool) {
+        self.shared.audit_enabled.store(on, Ordering::Relaxed);
+    }
+
+    pub fn take_events(&self) -> Vec<DpEvent> {
+        std::mem::take(&mut *lock(&self.shared.events))
+    }
+
+    /// Finished JSON lines of allowed statements, oldest first; empties the buffer.
+    pub fn take_audit(&self) -> Vec<u8> {
+        std::mem::take(&mut lock(&self.shared.audit).buf)
+    }
+
+    /// Lines dropped because the buffer was over its cap (64 MiB).
+    pub fn audit_dropped(&self) -> u64 {
+        lock(&self.shared.audit).dropped
+    }
+
+    pub fn session_stats(&self, session: SessionId) -> Option<SessionStats> {
+        let c = lock(&self.shared.sessions).get(&session).cloned()?;
+        Some(SessionStats {
+            bytes_in: c.bytes_in.load(Ordering::Relaxed),
+            bytes_out: c.bytes_out.load(Ordering::Relaxed),
+            activity: c.activity.load(Ordering::Relaxed),
+            allowed: c.allowed.load(Ordering::Relaxed),
+            idle: c.idle.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Sessions adopted and not yet closed.
+    pub fn session_count(&self) -> usize {
+        lock(&self.shared.sessions).len()
+    }
+
+    /// Stop the thread and close every socket; no events after. Idempotent.
+    pub fn shutdown(&self) {
+        {
+            let mut q = lock(&self.shared.cmds);
+            if !self.shared.stopped.swap(true, Ordering::AcqRel) {
+                q.push_back(Cmd::Shutdown);
+            }
+        }
+        let _ = self.shared.waker.wake();
+        let handle = lock(&self.thread).take();
+        if let Some(h) = handle {
+            if h.thread().id() == std::thread::current().id() {
+                // Called from `notify` on the I/O thread itself: it sees Shutdown and ends.
+                drop(h);
+            } else {
+                let _ = h.join();
+            }
+        }
+        // Commands never seen (an Adopt's sockets are closed by the drop), and no events.
+        lock(&self.shared.cmds).clear();
+        lock(&self.shared.events).clear();
+        lock(&self.shared.sessions).clear();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn peak_queued(&self, session: SessionId) -> Option<usize> {
+        let c = lock(&self.shared.sessions).get(&session).cloned()?;
+        Some(c.peak_queued.load(Ordering::Relaxed))
+    }
+}
+
+impl Drop for DataPlane {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
