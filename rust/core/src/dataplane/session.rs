@@ -215,9 +215,15 @@ impl Session {
         self.apply(ctx);
     }
 
-    /// Acts on the relay's output: bytes to the backend, then to the client, then records,
-    /// then close (relay/mod.rs `Out`).
+    /// Acts on the relay's output: records (handed over at once), then bytes to the backend,
+    /// then to the client, then close (relay/mod.rs `Out`). Records first: a client that has
+    /// its answer must find the statement's audit line already handed over (tests and
+    /// operators read the log right after a query).
     fn apply(&mut self, ctx: &mut Ctx) {
+        if !ctx.out.records.is_empty() {
+            self.records(ctx);
+            super::worker::publish(ctx);
+        }
         let out = &mut ctx.out;
         if !out.to_backend.is_empty() {
             let mut unused = 0;
@@ -233,9 +239,6 @@ impl Session {
             }
             self.counters.bytes_out.fetch_add(written, Ordering::Relaxed);
             out.to_client.clear();
-        }
-        if !out.records.is_empty() {
-            self.records(ctx);
         }
         let c = &self.counters;
         c.idle.store(self.relay.is_idle(), Ordering::Relaxed);

@@ -172,26 +172,7 @@ impl Worker {
 
     /// Hands this round's events and audit lines over (one lock each per round).
     fn publish(&mut self) {
-        let ctx = &mut self.ctx;
-        if !ctx.audit.is_empty() {
-            lock(&ctx.shared.audit).append(&ctx.audit);
-            ctx.audit.clear();
-            if ctx.audit.capacity() > 4 * READ_BUDGET {
-                ctx.audit.shrink_to(READ_BUDGET);
-            }
-        }
-        if !ctx.events.is_empty() {
-            let was_empty = {
-                let mut q = lock(&ctx.shared.events);
-                let was_empty = q.is_empty();
-                q.append(&mut ctx.events);
-                was_empty
-            };
-            if was_empty && !ctx.shared.stopped.load(Ordering::Acquire) {
-                let notify = &ctx.shared.notify;
-                let _ = catch_unwind(AssertUnwindSafe(notify));
-            }
-        }
+        publish(&mut self.ctx);
     }
 
     /// Runs the queued commands; false on Shutdown.
@@ -263,6 +244,31 @@ impl Worker {
     fn close_all(&mut self) {
         for (_, s) in self.sessions.drain() {
             s.close(&self.poll);
+        }
+    }
+}
+
+/// Hands the events and audit lines collected so far over to the other threads. Also called
+/// by a session before it writes a response to its client, so that a client holding its
+/// answer finds the statement's audit line and records already handed over.
+pub(super) fn publish(ctx: &mut Ctx) {
+    if !ctx.audit.is_empty() {
+        lock(&ctx.shared.audit).append(&ctx.audit);
+        ctx.audit.clear();
+        if ctx.audit.capacity() > 4 * READ_BUDGET {
+            ctx.audit.shrink_to(READ_BUDGET);
+        }
+    }
+    if !ctx.events.is_empty() {
+        let was_empty = {
+            let mut q = lock(&ctx.shared.events);
+            let was_empty = q.is_empty();
+            q.append(&mut ctx.events);
+            was_empty
+        };
+        if was_empty && !ctx.shared.stopped.load(Ordering::Acquire) {
+            let notify = &ctx.shared.notify;
+            let _ = catch_unwind(AssertUnwindSafe(notify));
         }
     }
 }
