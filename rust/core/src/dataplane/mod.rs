@@ -122,6 +122,9 @@ pub(crate) struct Shared {
     pub(crate) audit: Mutex<audit::AuditBuf>,
     pub(crate) audit_enabled: AtomicBool,
     pub(crate) sessions: Mutex<HashMap<SessionId, Arc<Counters>>>,
+    /// Final counters of closed sessions, kept until the `take_events` call after the one
+    /// that handed out their `Closed` (the Python side reads them when it sees `Closed`).
+    pub(crate) closed: Mutex<HashMap<SessionId, (Arc<Counters>, bool)>>,
     /// Set (under the `cmds` lock) once shutdown began or the thread ended.
     pub(crate) stopped: AtomicBool,
     pub(crate) high_water: usize,
@@ -176,6 +179,7 @@ impl DataPlane {
             audit: Mutex::new(audit::AuditBuf::new(audit::AUDIT_CAP)),
             audit_enabled: AtomicBool::new(true),
             sessions: Mutex::new(HashMap::new()),
+            closed: Mutex::new(HashMap::new()),
             stopped: AtomicBool::new(false),
             high_water,
         });
@@ -250,7 +254,17 @@ impl DataPlane {
     }
 
     pub fn take_events(&self) -> Vec<DpEvent> {
-        std::mem::take(&mut *lock(&self.shared.events))
+        let evs = std::mem::take(&mut *lock(&self.shared.events));
+        let mut closed = lock(&self.shared.closed);
+        closed.retain(|_, (_, handed)| !*handed);
+        for e in &evs {
+            if let DpEvent::Closed { session } = e {
+                if let Some(entry) = closed.get_mut(session) {
+                    entry.1 = true;
+                }
+            }
+        }
+        evs
     }
 
     /// Finished JSON lines of allowed statements, oldest first; empties the buffer.
@@ -263,8 +277,14 @@ impl DataPlane {
         lock(&self.shared.audit).dropped
     }
 
+    /// Counters of a live session, or of one whose `Closed` was handed out by the latest
+    /// `take_events` (its final counts).
     pub fn session_stats(&self, session: SessionId) -> Option<SessionStats> {
-        let c = lock(&self.shared.sessions).get(&session).cloned()?;
+        let live = lock(&self.shared.sessions).get(&session).cloned();
+        let c = match live {
+            Some(c) => c,
+            None => lock(&self.shared.closed).get(&session).map(|(c, _)| Arc::clone(c))?,
+        };
         Some(SessionStats {
             bytes_in: c.bytes_in.load(Ordering::Relaxed),
             bytes_out: c.bytes_out.load(Ordering::Relaxed),
@@ -301,6 +321,7 @@ impl DataPlane {
         lock(&self.shared.cmds).clear();
         lock(&self.shared.events).clear();
         lock(&self.shared.sessions).clear();
+        lock(&self.shared.closed).clear();
     }
 
     #[cfg(test)]

@@ -208,6 +208,9 @@ fn terminate_closes_both() {
     assert_eof(&mut c.backend);
     h.wait_closed(c.id);
     assert_eq!(h.dp.session_count(), 0);
+    // Final counters stay readable until the next take_events, then are forgotten.
+    assert!(h.dp.session_stats(c.id).is_some());
+    let _ = h.dp.take_events();
     assert!(h.dp.session_stats(c.id).is_none());
     // Commands for a gone session are ignored.
     h.dp.terminate(c.id, Termination::Idle, "again".into());

@@ -164,7 +164,9 @@ impl Worker {
         while let Some(id) = self.ctx.done.pop() {
             if let Some(s) = self.sessions.remove(&id) {
                 s.close(&self.poll);
-                lock(&self.ctx.shared.sessions).remove(&id);
+                if let Some(c) = lock(&self.ctx.shared.sessions).remove(&id) {
+                    lock(&self.ctx.shared.closed).insert(id, (c, false));
+                }
                 self.ctx.events.push(DpEvent::Closed { session: id });
             }
         }
