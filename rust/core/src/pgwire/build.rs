@@ -103,6 +103,39 @@ pub fn parse(name: &str, sql: &str) -> Vec<u8> {
     message(b'P', &body)
 }
 
+/// ErrorResponse as the proxy writes it (python protocols/pg_messages.py `error`): S and V
+/// severity, C SQLSTATE, M message, then D detail and H hint when given and non-empty
+/// (protocol section "Error and Notice Message Fields").
+pub fn error(severity: &str, code: &str, message: &str, detail: Option<&str>, hint: Option<&str>) -> Vec<u8> {
+    let mut fields: [(u8, &str); 6] =
+        [(b'S', severity), (b'V', severity), (b'C', code), (b'M', message), (0, ""), (0, "")];
+    if let Some(d) = detail.filter(|d| !d.is_empty()) {
+        fields[4] = (b'D', d);
+    }
+    if let Some(h) = hint.filter(|h| !h.is_empty()) {
+        fields[5] = (b'H', h);
+    }
+    // error_fields skips code 0 entries.
+    error_fields(b'E', &fields)
+}
+
+/// FATAL ErrorResponse (pg_messages.fatal): the server closes the connection after it.
+pub fn fatal(code: &str, message: &str) -> Vec<u8> {
+    error("FATAL", code, message, None, None)
+}
+
+/// 'f' CopyFail with an error message (protocol section "COPY Operations").
+pub fn copy_fail(message: &str) -> Vec<u8> {
+    let mut body = Vec::with_capacity(message.len() + 1);
+    put_cstr(&mut body, message);
+    self::message(b'f', &body)
+}
+
+/// 'X' Terminate.
+pub fn terminate() -> Vec<u8> {
+    vec![b'X', 0, 0, 0, 4]
+}
+
 /// NegotiateProtocolVersion ('v'): newest minor version supported plus unrecognized options.
 pub fn negotiate_protocol_version(minor: i32, options: &[&str]) -> Vec<u8> {
     let mut body = minor.to_be_bytes().to_vec();
@@ -127,5 +160,16 @@ mod tests {
         let st = startup_message(&[("user", "u")]);
         assert_eq!(st.len(), 4 + 4 + 5 + 2 + 1);
         assert_eq!(cancel_request(1, &[0, 0, 0, 2]).len(), 16);
+        assert_eq!(terminate(), vec![b'X', 0, 0, 0, 4]);
+        assert_eq!(copy_fail("no"), vec![b'f', 0, 0, 0, 7, b'n', b'o', 0]);
+    }
+
+    #[test]
+    fn proxy_errors_match_pg_messages() {
+        // pg_messages.error: S, V, C, M, then D and H only when non-empty.
+        let e = error("ERROR", "25006", "m", Some("d"), Some(""));
+        assert_eq!(e, error_response(&[(b'S', "ERROR"), (b'V', "ERROR"), (b'C', "25006"), (b'M', "m"), (b'D', "d")]));
+        let f = fatal("08P01", "bad");
+        assert_eq!(f, error_response(&[(b'S', "FATAL"), (b'V', "FATAL"), (b'C', "08P01"), (b'M', "bad")]));
     }
 }
