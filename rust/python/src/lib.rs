@@ -2,6 +2,7 @@
 //! arguments, calls the core, and converts results; errors cross in `errors.rs` only.
 use pyo3::prelude::*;
 
+mod dataplane;
 mod errors;
 mod mysqlwire;
 mod pgwire;
@@ -14,5 +15,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     sql::register(m)?;
     pgwire::register(m)?;
     mysqlwire::register(m)?;
+    dataplane::register(m)?;
     Ok(())
 }

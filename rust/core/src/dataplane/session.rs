@@ -255,8 +255,10 @@ impl Session {
         let mut batch = Vec::new();
         for r in ctx.out.records.drain(..) {
             match r {
+                // (an empty text -- Execute of a portal the relay never saw -- is audited
+                // without db.query.text by Python, as the Python relay does)
                 Record::Done { sql, verdict, message, rows, seconds, outcome: Outcome::Ok }
-                    if audit::short_enough(&sql) =>
+                    if !sql.is_empty() && audit::short_enough(&sql) =>
                 {
                     self.judge.stats.allowed(&verdict.klass, seconds);
                     self.counters.allowed.fetch_add(1, Ordering::Relaxed);

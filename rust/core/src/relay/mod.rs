@@ -116,6 +116,19 @@ impl Out {
     }
 }
 
+/// OTel `db.operation.name` of a verdict (its first statement's operation), if any.
+pub fn operation(v: &Verdict) -> Option<String> {
+    v.verbs.first().filter(|s| !s.is_empty()).cloned()
+}
+
+/// Adds `db.operation.name` to the engine block just recorded (the audit record of a block
+/// names the operation, as the Python relays' records do).
+pub fn add_operation(out: &mut Out, op: Option<String>) {
+    if let (Some(op), Some(Record::Blocked { extra, .. })) = (op, out.records.last_mut()) {
+        extra.push(("db.operation.name", op));
+    }
+}
+
 /// Why the data plane (on behalf of Python) ends a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Termination {

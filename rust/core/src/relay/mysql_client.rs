@@ -150,6 +150,7 @@ impl MyRelay {
                 message,
                 extra: Vec::new(),
             });
+            crate::relay::add_operation(out, crate::relay::operation(&verdict));
             if message == "COM_STMT_PREPARE" {
                 self.last_stmt = None;
             }

@@ -177,7 +177,13 @@ impl PgRelay {
             copy_fail_pending: None,
             fatal_forwarded: false,
             deferred_fatal: None,
-            no_verdict: Arc::new(Verdict { allowed: true, klass: "read".to_string(), ..Verdict::default() }),
+            // Audited like Python's verdict-less statements: ALLOWED, no rule or class fields.
+            no_verdict: Arc::new(Verdict {
+                allowed: true,
+                klass: "read".to_string(),
+                audit_pre: br#""verdict":"ALLOWED","#.to_vec(),
+                ..Verdict::default()
+            }),
             empty_sql: Arc::from(""),
             clock: None,
         }

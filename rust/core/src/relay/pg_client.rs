@@ -258,6 +258,7 @@ impl PgRelay {
         let is_query = parse_name.is_none();
         let message = if is_query { "Query" } else { "Parse" };
         // (rule, reason, class) of a block, or the verdict of an allowed statement.
+        let mut op: Option<String> = None;
         let decided = if !is_query
             && !raw_name.is_empty()
             && self.stmts.len() >= MAX_PREPARED
@@ -285,7 +286,10 @@ impl PgRelay {
                 Some(text) => match judge.judge(text) {
                     Judgement::Pending => return Step::Hold,
                     Judgement::Known(v) if v.allowed => Ok(v),
-                    Judgement::Known(v) => Err((v.rule.clone(), v.reason.clone(), v.klass.clone())),
+                    Judgement::Known(v) => {
+                        op = crate::relay::operation(&v);
+                        Err((v.rule.clone(), v.reason.clone(), v.klass.clone()))
+                    }
                 },
             }
         };
@@ -313,6 +317,7 @@ impl PgRelay {
             }
             Err((rule, reason, klass)) => {
                 let err = self.block(&rule, &reason, &klass, sql, message, out);
+                crate::relay::add_operation(out, op);
                 match parse_name {
                     None => {
                         let decoy = self.decoy(true, "", err);
