@@ -257,6 +257,8 @@ class ThreadedProxy:
     # audit
     def events(self, event: str | None = None, **match) -> list[dict]:
         """Captured records of `event` (any when None) whose fields equal `match`."""
+        if self.app is not None:
+            self.app.audit._write_native()   # lines of the native relay (server/native.py)
         out = []
         for r in list(self.records):
             if event is not None and r.get("event") != event:

@@ -82,6 +82,13 @@ class HistogramCell:
         self.sum += value
 
 
+def _add_counts(cell: HistogramCell, counts, total: float) -> None:
+    cc = cell.counts
+    for i, n in enumerate(counts[:len(cc)]):
+        cc[i] += n
+    cell.sum += total
+
+
 class _HistogramFamily:
     def __init__(self, name: str, doc: str, labelnames: tuple[str, ...], buckets: tuple[float, ...]):
         self.name, self.doc, self.labelnames = name, doc, labelnames
@@ -160,6 +167,7 @@ class Metrics:
         self.backend_ready = Gauge(P + "backend_ready", "1 when the backend's listener is serving.",
                                    ("backend",), registry=r)
         self._classify_cells: dict[str, HistogramCell] = {}
+        self.before_render: list = []
         self._backends: dict[tuple[str, str], BackendMetrics] = {}
 
     def backend(self, name: str, protocol: str) -> "BackendMetrics":
@@ -178,6 +186,8 @@ class Metrics:
 
     def render(self) -> bytes:
         """Text exposition format 0.0.4 for /metrics."""
+        for hook in self.before_render:
+            hook()           # the native relay folds its counters in (server/native.py)
         return generate_latest(self.registry)
 
 
@@ -234,6 +244,24 @@ class BackendMetrics:
 
     def backend_error(self) -> None:
         self._backend_errors.inc()
+
+    def merge_native(self, delta: tuple) -> None:
+        """Fold a `_native.BackendStats.take()` delta in: the statements the native relay
+        allowed, their latencies and its cache-hit classifications (per-bucket counts in the
+        same bucket layout as these cells)."""
+        by_class, qb, qsum, hits, cb, csum = delta
+        for klass, n in by_class:
+            key = ("allowed", klass)
+            c = self._stmt.get(key)
+            if c is None:
+                c = self._stmt[key] = self.m.statements_total.cell(self.name, "allowed", klass)
+            c[0] += n
+        _add_counts(self.query_seconds, qb, qsum)
+        if hits:
+            cell = self._classify.get("cache")
+            if cell is None:
+                cell = self._classify["cache"] = self.m.classification_seconds.cell("cache")
+            _add_counts(cell, cb, csum)
 
     def ip_denied(self) -> None:
         self._ip_denied.inc()

@@ -240,6 +240,14 @@ class AuditConfig(_Model):
     syslog: bool = False
 
 
+class PerformanceConfig(_Model):
+    # Relay logged-in sessions in the Rust data plane (issue 6). Sessions with client or
+    # backend TLS, and every session in monitor mode, stay in the Python relay regardless.
+    native_relay: bool = True
+    # Bytes queued towards one side before the proxy stops reading the other (flow control).
+    write_buffer_high_water: int = Field(default=256 * 1024, ge=16 * 1024, le=64 * 1024 * 1024)
+
+
 class SessionsConfig(_Model):
     timeout_seconds: int = Field(default=3600, ge=1)
     max_sessions_per_user: int = Field(default=5, ge=1)
@@ -256,6 +264,7 @@ class Config(_Model):
     admin: AdminConfig = AdminConfig()
     audit: AuditConfig = AuditConfig()
     sessions: SessionsConfig = SessionsConfig()
+    performance: PerformanceConfig = PerformanceConfig()
 
     _source: str = PrivateAttr(default="<config>")
     _env_overrides: dict = PrivateAttr(default_factory=dict)

@@ -95,6 +95,7 @@ class Engine:
         self.block_sensitive_show = bool(block_sensitive_show)
         self.catalog = catalog
         self.stats = EngineStats()
+        self.native_cache = None        # _native.VerdictCache of the native relay, if any
         self._exact: LRUCache[str, Verdict] = LRUCache(cache_size)
         self._fp: LRUCache[str, Verdict] = LRUCache(cache_size)
         # classify() works on the OrderedDicts directly (LRUCache never rebinds them).
@@ -150,6 +151,8 @@ class Engine:
         self.clear_cache()
 
     def clear_cache(self) -> None:
+        if self.native_cache is not None:
+            self.native_cache.clear()    # the native relay's copy (server/native.py)
         self._exact.clear()
         self._fp.clear()
         self._fast_allows.clear()

@@ -309,6 +309,12 @@ class StartupPhase:
                 # Anything after ReadyForQuery in this chunk is relay traffic: scan it again.
                 tail = buf[end:]
                 self._bbuf, self._bskip, self._bneed = b"", 0, 0
+                # Logged in: the native relay takes both sockets over when it can
+                # (server/native.py); early pipelined client bytes go with them.
+                go = getattr(self.sink, "go_native", None)
+                if go is not None and not self.monitor and go(tail, b"".join(self._early)):
+                    self._early = []
+                    return
                 if tail:
                     self._ready_backend(tail)
                 if self._early and self.state == READY:

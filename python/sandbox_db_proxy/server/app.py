@@ -142,6 +142,8 @@ class ProxyApp:
         self.backend_status: dict[str, tuple[bool, str]] = {
             b.name: (False, "not started") for b in config.backends}
         self.sessions = None          # sessions.manager.SessionManager once started (issue 5)
+        from sandbox_db_proxy.server.native import NativeRelay
+        self.native = NativeRelay(self)   # Rust data plane for logged-in sessions (issue 6)
         self.admin_runner = None
         self.admin_address: tuple[str, int] | None = None
         self.accepting = False
@@ -445,6 +447,7 @@ class ProxyApp:
         old = self.config
         self.config = new
         self.audit.reconfigure(new)
+        self.native.config_changed()
         self._build_logins(new)
         self.metrics.monitor_mode.set(1 if new.monitor_mode else 0)
         if new.monitor_mode:
@@ -542,6 +545,7 @@ class ProxyApp:
         if self.admin_runner is not None:
             await self.admin_runner.cleanup()
             self.admin_runner = None
+        self.native.stop()
         await self._detach_sessions()
         await loop.run_in_executor(None, self.audit.close)
         if self._stopped is not None:

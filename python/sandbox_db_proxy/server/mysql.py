@@ -33,7 +33,7 @@ from sandbox_db_proxy import _native as N
 from sandbox_db_proxy.auth import mysql_auth as A
 from sandbox_db_proxy.audit import ConnContext
 from sandbox_db_proxy.protocols import mysql_consts as C
-from sandbox_db_proxy.protocols.mysql import BackendInfo, MySQLSession, SessionOptions
+from sandbox_db_proxy.protocols.mysql import P_COMMAND, BackendInfo, MySQLSession, SessionOptions
 from sandbox_db_proxy.server.flow import set_reading
 
 log = logging.getLogger("sandbox_db_proxy.mysql")
@@ -212,7 +212,19 @@ class ClientConnection(asyncio.Protocol):
         self._tasks: set[asyncio.Task] = set()
         self.bm = self.app.metrics.backend(self.backend_name, PROTOCOL)
 
+    # Set once the native relay owns the sockets (server/native.py): NativeSession.
+    native = None
+    native_activity = 0
+    native_idle = False
+
     # -- TrackedConnection ------------------------------------------------------------------
+    @property
+    def idle(self) -> bool:
+        if self.native is not None:
+            return bool(self.native_idle)
+        s = self.session
+        return s is not None and s.phase == P_COMMAND and not s.busy and not s.pending
+
     @property
     def agent(self):
         return self.session.agent if self.session else None
@@ -225,6 +237,10 @@ class ClientConnection(asyncio.Protocol):
         """Both `RelayIO.close()` (no reason: the session decided to end and already said
         why) and `TrackedConnection.close(reason)` (the app wants the connection gone: the
         session tells the client why first, then calls back here without a reason)."""
+        if self.native is not None:
+            if reason is not None:
+                self.app.native.terminate(self.native, reason)
+            return
         if reason is not None and self.session is not None and not self.session.closed:
             self.session.kill(reason)
             return
@@ -282,7 +298,7 @@ class ClientConnection(asyncio.Protocol):
         self.session.client_data(data)
 
     def connection_lost(self, exc):
-        if self.session is None:
+        if self.session is None or self.native is not None:
             return
         self._cleanup()
         self.session.client_closed()
@@ -317,6 +333,19 @@ class ClientConnection(asyncio.Protocol):
     def _idle_tick(self, secs):
         if self.closed or self.session is None:
             return
+        if self.native is not None:
+            if self.native_activity == self._idle_seen and self.native_idle:
+                self._idle_strikes += 1
+                if self._idle_strikes >= 2:
+                    msg = (f"The client was disconnected by sandbox-db-proxy because of inactivity "
+                           f"(limits.idle_timeout_seconds = {secs:g}); reconnect to continue.")
+                    self.app.native.terminate(self.native, msg, admin=False)
+                    return
+            else:
+                self._idle_strikes = 0
+            self._idle_seen = self.native_activity
+            self._arm_idle()
+            return
         s = self.session
         if self._activity == self._idle_seen and not s.busy:
             self._idle_strikes += 1
@@ -329,6 +358,46 @@ class ClientConnection(asyncio.Protocol):
         self._arm_idle()
 
     # -- RelayIO ----------------------------------------------------------------------------
+    # -- native relay ----------------------------------------------------------------------
+    def go_native(self, initial: bytes) -> bool:
+        """Hand the logged-in session to the native relay (see server/postgres.py)."""
+        native = self.app.native
+        s = self.session
+        b = self.backend
+        if (not native.enabled() or s is None or b is None or b.transport is None or self.transport is None
+                or self._tls_wait is not None or self.transport.get_extra_info("sslcontext") is not None
+                or b.transport.get_extra_info("sslcontext") is not None):
+            return False
+        backend = self.app.config.backend(self.backend_name)
+        setup = [(x, False) if isinstance(x, str) else (x[0], True) for x in s._setup_statements()]
+        try:
+            ns = native.adopt("mysql", self, self.transport, b.transport, s.ctx, self.backend_name, self.bm,
+                              "mysql", initial, b"", self._native_closed,
+                              max_message=s.max_message,
+                              deprecate_eof=bool(s.backend_caps & C.CLIENT_DEPRECATE_EOF),
+                              mariadb=s.flavor == "mariadb",
+                              allowed_databases=list(backend.allowed_databases or ()),
+                              allowed_db_text=s._allowed_db_text(), setup_statements=setup,
+                              read_only_check=s._read_only_check()[0])
+        except Exception:  # noqa: BLE001 -- the transports are gone: the session ends
+            log.exception("backend %s: handing the session to the native relay failed", self.backend_name)
+            return True
+        if ns is None:
+            return False
+        self.native = ns
+        b.closing = True
+        return True
+
+    def native_database(self, db: str) -> None:
+        if self.session is not None:
+            self.session.database = db
+
+    def _native_closed(self) -> None:
+        self.closed = True
+        if self.session is not None:
+            self.session.closed = True
+        self._cleanup()
+
     def write_client(self, data: bytes) -> None:
         t = self.transport
         if t is not None and not t.is_closing():

@@ -30,7 +30,8 @@ from typing import Any
 from sandbox_db_proxy.audit import ConnContext
 from sandbox_db_proxy.protocols import pg_messages as M
 from sandbox_db_proxy.protocols.pg_client import OneQuery
-from sandbox_db_proxy.protocols.postgres import CLOSED, DB_SYSTEM, PgSession
+from sandbox_db_proxy.protocols.postgres import CLOSED, DB_SYSTEM, READY, PgSession
+from sandbox_db_proxy.protocols.pg_startup import MAX_INSPECTED
 from sandbox_db_proxy.server.flow import set_reading
 
 log = logging.getLogger("sandbox_db_proxy.postgres")
@@ -304,6 +305,11 @@ class ClientConnection(asyncio.Protocol):
         self._idle_handle = None
         self.bm = self.app.metrics.backend(self.backend_name, DB_SYSTEM)
 
+    # Set once the native relay owns the sockets (server/native.py): NativeSession.
+    native = None
+    native_activity = 0
+    native_idle = False
+
     # TrackedConnection
     @property
     def agent(self):
@@ -313,9 +319,50 @@ class ClientConnection(asyncio.Protocol):
     def session_id(self):
         return self.session.session_id if self.session else None
 
+    @property
+    def idle(self) -> bool:
+        """No statement in flight (drain closes idle connections first)."""
+        if self.native is not None:
+            return bool(self.native_idle)
+        s = self.session
+        return s is not None and s.state == READY and s.sent_z == s.recv_z
+
     def close(self, reason: str):
-        if self.session is not None:
+        if self.native is not None:
+            self.app.native.terminate(self.native, reason)
+        elif self.session is not None:
             self.session.close(reason)
+
+    # -- native relay ----------------------------------------------------------------------
+    def go_native(self, backend_tail: bytes, early: bytes) -> bool:
+        """Hand the logged-in session to the native relay. False: keep relaying here (TLS,
+        disabled, bytes still queued); True: the native relay has it (or, if handing over
+        failed half-way, the session is ending)."""
+        native = self.app.native
+        s = self.session
+        b = self.backend
+        if (not native.enabled() or s is None or s.client_tls or b is None or b.transport is None
+                or self.transport is None or self.transport.get_extra_info("sslcontext") is not None
+                or b.transport.get_extra_info("sslcontext") is not None):
+            return False
+        try:
+            ns = native.adopt("postgres", self, self.transport, b.transport, s.ctx, self.backend_name,
+                              self.bm, "postgres", early, backend_tail, self._native_closed,
+                              max_message=s.max_message, max_inspected=MAX_INSPECTED)
+        except Exception:  # noqa: BLE001 -- the transports are gone: the session ends
+            log.exception("backend %s: handing the session to the native relay failed", self.backend_name)
+            return True
+        if ns is None:
+            return False
+        self.native = ns
+        b.closing = True
+        return True
+
+    def _native_closed(self) -> None:
+        self.closed = True
+        if self.session is not None:
+            self.session.state = CLOSED
+        self._cleanup()
 
     # -- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport):
@@ -386,7 +433,7 @@ class ClientConnection(asyncio.Protocol):
             self.close_client()
 
     def connection_lost(self, exc):
-        if self.session is None:
+        if self.session is None or self.native is not None:
             return
         self._cleanup()
         self.session.client_lost(exc)
@@ -423,6 +470,19 @@ class ClientConnection(asyncio.Protocol):
     def _idle_tick(self, secs):
         self._idle_handle = None
         if self.closed or self.session is None:
+            return
+        if self.native is not None:
+            self._activity = self.native_activity
+            if self._activity == self._idle_seen:
+                self._idle_strikes = getattr(self, "_idle_strikes", 0) + 1
+                if self._idle_strikes >= 2 and self.native_idle:
+                    self.app.native.terminate(self.native, "terminating connection due to idle timeout "
+                                              f"({secs:g} s, limits.idle_timeout_seconds)", admin=False)
+                    return
+            else:
+                self._idle_strikes = 0
+            self._idle_seen = self._activity
+            self._arm_idle()
             return
         if self._activity == self._idle_seen:
             self._idle_strikes = getattr(self, "_idle_strikes", 0) + 1

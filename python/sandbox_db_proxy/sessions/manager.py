@@ -318,6 +318,16 @@ class SessionManager:
         s.dirty = True
         s.last_activity = self.clock()
 
+    def observe_allowed(self, session_id: str, n: int) -> None:
+        """`n` allowed statements of a session relayed natively (server/native.py counts
+        them in Rust; the audit lines are written there too)."""
+        s = self._by_id.get(session_id)
+        if s is None:
+            return
+        s.rec.statements_allowed += n
+        s.dirty = True
+        s.last_activity = self.clock()
+
     def connection_closed(self, conn: Any) -> None:
         """The connection is gone (no longer tracked by the app): fold its final byte counts
         into its session and forget it."""

@@ -149,7 +149,9 @@ pub trait Relay: Send {
     fn client_closed(&mut self, error: Option<&str>, out: &mut Out);
     /// The backend closed its socket (or it failed).
     fn backend_closed(&mut self, error: Option<&str>, out: &mut Out);
-    /// End the session with an error the client understands, then `out.close`.
+    /// End the session with an error the client understands, then `out.close`. `message`:
+    /// for `Admin` the operator's reason (the relay words the client's error around it, as
+    /// the Python relays' `close`/`kill` do); for `Idle` the whole text the client reads.
     fn terminate(&mut self, why: Termination, message: &str, out: &mut Out);
     /// True when no statement is in flight (idle timeout may fire).
     fn is_idle(&self) -> bool;

@@ -354,7 +354,8 @@ impl Relay for MyRelay {
                     // Idle: sequence id 1 makes the ERR read as the answer to the client's next
                     // command (a 0 reads as "server lost" in PyMySQL); busy: the pending response.
                     let seq = if self.busy { self.resp_seq } else { 1 };
-                    write_err(out, seq, ER_CONNECTION_KILLED, message);
+                    let text = format!("Connection closed by sandbox-db-proxy: {message}");
+                    write_err(out, seq, ER_CONNECTION_KILLED, &text);
                 }
                 self.close(message, out);
             }

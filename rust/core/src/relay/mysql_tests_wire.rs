@@ -101,7 +101,7 @@ fn terminate_idle_and_admin() {
     // admin, idle: ERR 1927 with sequence id 1
     let mut t = T::new();
     let mut out = Out::default();
-    t.r.terminate(Termination::Admin, "Connection closed by sandbox-db-proxy: drain", &mut out);
+    t.r.terminate(Termination::Admin, "drain", &mut out);
     assert_eq!(the_err(&out.to_client), (1, 1927, "70100".into(), "Connection closed by sandbox-db-proxy: drain".into()));
     assert!(out.close);
     // admin, busy before any response byte: the response's sequence id

@@ -417,8 +417,10 @@ impl Relay for PgRelay {
         }
         match why {
             Termination::Admin => {
-                out.event("disconnect", vec![("reason", message.to_string())]);
-                self.send_fatal_now(build::fatal(sqlstate::ADMIN_SHUTDOWN, message), out);
+                // postgres.py close(reason): `_fatal(57P01, "terminating connection: <reason>")`
+                let text = format!("terminating connection: {message}");
+                out.event("disconnect", vec![("reason", text.clone())]);
+                self.send_fatal_now(build::fatal(sqlstate::ADMIN_SHUTDOWN, &text), out);
             }
             Termination::Idle => {
                 if self.phase == Phase::Ready && self.sent_z != self.recv_z {

@@ -737,7 +737,7 @@ fn admin_terminate_is_immediate() {
     let mut h = H::new();
     h.client(&q("SELECT 1"));
     let mut o = Out::default();
-    h.r.terminate(Termination::Admin, "terminating connection: session revoked", &mut o);
+    h.r.terminate(Termination::Admin, "session revoked", &mut o);
     assert!(o.close);
     let f = the_error(&o.to_client);
     assert_eq!((f[&b'C'].as_str(), f[&b'M'].as_str()), ("57P01", "terminating connection: session revoked"));
