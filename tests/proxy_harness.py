@@ -118,7 +118,7 @@ _backend_entry = backend      # relay_config's keyword `backend` (overrides) sha
 
 def config_text(backends: list[dict], audit_path: str, *, security: dict | None = None,
                 limits: dict | None = None, admin: dict | None = None, agents: list[dict] | None = None,
-                sessions: dict | None = None) -> str:
+                sessions: dict | None = None, performance: dict | None = None) -> str:
     """The YAML config (issue 2's keys) for `backends`; extra keys merge over the defaults."""
     cfg = {"backends": backends,
            "security": {"enforce_read_only": True, **(security or {})},
@@ -129,16 +129,20 @@ def config_text(backends: list[dict], audit_path: str, *, security: dict | None 
         cfg["agents"] = agents
     if sessions is not None:
         cfg["sessions"] = sessions
+    if performance is not None:
+        cfg["performance"] = performance
     return yaml.safe_dump(cfg)
 
 
 def relay_config(name: str, type_: str, server, dbname: str, audit_path: str, *, security: dict | None = None,
-                 limits: dict | None = None, backend: dict | None = None, agents: bool = False) -> str:
+                 limits: dict | None = None, backend: dict | None = None, agents: bool = False,
+                 performance: dict | None = None) -> str:
     """Config for one relay test: backend `name` in front of `server` (database `dbname`),
     `backend` merged into its entry; `agents` adds the static agent AGENT / AGENT_PW."""
     b = _backend_entry(name, type_, server, dbname, **(backend or {}))
     return config_text([b], audit_path, security=security, limits=limits,
-                       agents=[{"name": AGENT, "password": AGENT_PW}] if agents else None)
+                       agents=[{"name": AGENT, "password": AGENT_PW}] if agents else None,
+                       performance=performance)
 
 
 def engine_available(dialect: str) -> bool:

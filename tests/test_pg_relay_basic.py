@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from test_pg_helpers import AGENT, proxy, relay_db  # noqa: F401 (fixtures)
+from test_pg_helpers import AGENT, proxy, relay_db, start_proxy  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.pg
 
@@ -142,11 +142,13 @@ def test_pg_proc_catalogue_loaded_on_first_connect(proxy, pg_server, relay_db):
     assert cat.volatility("pg_read_file") == "v"
 
 
-def test_internal_error_fails_closed(proxy, pg_server, relay_db):
-    """An unexpected exception inside the relay closes that session (FATAL XX000, audited);
-    nothing is forwarded and other sessions are unaffected."""
+def test_internal_error_fails_closed(pg_server, relay_db):
+    """An unexpected exception inside the (Python) relay closes that session (FATAL XX000,
+    audited); nothing is forwarded and other sessions are unaffected. The native relay's
+    equivalent (a panic ends only its session) is dataplane::tests::relay_panic_ends_only_its_session."""
     before = pg_server.checksum(relay_db)
-    with connect(proxy) as c, connect(proxy) as other:
+    with start_proxy(pg_server, relay_db, performance={"native_relay": False}) as proxy, \
+            connect(proxy) as c, connect(proxy) as other:
         pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
         conn = next(x for x in proxy.app.connections if x.session is not None and x.session.backend_key
                     and x.session.backend_key[0] == pid)

@@ -329,6 +329,15 @@ class NativeRelay:
         if self.dp is not None and self._loop is not None:
             self._tick_handle = self._loop.call_later(TICK_SECONDS, self._tick)
 
+    def sync(self) -> None:
+        """Pending events handled and per-session counters folded in, as of now (the
+        session API calls this before it reports counts)."""
+        if self.dp is None:
+            return
+        self._pump()
+        for s in list(self.sessions.values()):
+            self._sync_session(s)
+
     def _fold_stats(self) -> None:
         metrics = self.app.metrics
         for name, st in self.stats.items():

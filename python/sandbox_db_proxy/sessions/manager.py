@@ -356,6 +356,9 @@ class SessionManager:
 
     def _sample(self) -> None:
         """Bring the per-connection view up to date with the app's tracked connections."""
+        native = getattr(self.app, "native", None)
+        if native is not None:
+            native.sync()            # natively relayed connections' counters, as of now
         now = self.monotonic()
         live = set()
         for c in list(getattr(self.app, "connections", ())):
