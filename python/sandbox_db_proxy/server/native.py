@@ -82,7 +82,7 @@ class NativeRelay:
             self.dp.set_audit_enabled(bool(self.app.config.security.audit_enabled))
             self._loop = loop
             loop.add_reader(self.dp.notify_fd(), self._pump)
-            self.app.audit.native_sources.append(self.dp.take_audit)
+            self.app.audit.native_sources.append(self.dp)
             self.app.audit.refuse_listeners.append(self._set_refuse)
             self.app.metrics.before_render.append(self._fold_stats)
             self._tick_handle = loop.call_later(TICK_SECONDS, self._tick)
@@ -109,8 +109,8 @@ class NativeRelay:
         data = dp.take_audit()
         if data:
             audit._native_held.append(data)
-        if dp.take_audit in audit.native_sources:
-            audit.native_sources.remove(dp.take_audit)
+        if dp in audit.native_sources:
+            audit.native_sources.remove(dp)
         if self._set_refuse in audit.refuse_listeners:
             audit.refuse_listeners.remove(self._set_refuse)
         if self._fold_stats in self.app.metrics.before_render:

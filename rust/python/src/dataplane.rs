@@ -281,6 +281,16 @@ impl PyDataPlane {
         PyBytes::new(py, &data)
     }
 
+    /// Writes the finished audit lines to file descriptor `fd` (the audit file, opened for
+    /// appending) with the GIL released; returns the number of lines. OSError on failure (the
+    /// unwritten lines are kept for the next call).
+    fn write_audit(&self, py: Python<'_>, fd: i32) -> PyResult<usize> {
+        // SAFETY: `fd` is the caller's open file; ManuallyDrop keeps us from closing it.
+        let file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+        let mut w: &std::fs::File = &file;
+        Ok(py.allow_threads(|| self.core.write_audit(&mut w))?)
+    }
+
     fn audit_dropped(&self) -> u64 {
         self.core.audit_dropped()
     }

@@ -96,6 +96,9 @@ pub(crate) struct Side {
     /// The last event said readable and no read since returned WouldBlock (edge-triggered:
     /// no new event comes while this is true, so the data plane must remember it).
     pub(crate) readable: bool,
+    /// The peer closed its end (EPOLLRDHUP) or the socket errored: a short read does not
+    /// mean "drained", read on until EOF.
+    pub(crate) hup: bool,
     /// Read returned 0 or failed: never read again.
     pub(crate) eof: bool,
     /// A write failed: never write again (what is queued or sent later is discarded).
@@ -104,7 +107,7 @@ pub(crate) struct Side {
 
 impl Side {
     pub(crate) fn new(stream: Stream) -> Self {
-        Side { stream, queue: Vec::new(), pos: 0, readable: true, eof: false, dead: false }
+        Side { stream, queue: Vec::new(), pos: 0, readable: true, hup: false, eof: false, dead: false }
     }
 
     /// Bytes waiting to be written.

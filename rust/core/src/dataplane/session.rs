@@ -395,7 +395,14 @@ fn read(side: &mut Side, buf: &mut [u8]) -> Read {
                 side.readable = false;
                 return Read::Closed(None);
             }
-            Ok(n) => return Read::Data(n),
+            Ok(n) => {
+                // A short read drained the socket: the next data raises a new edge, so no
+                // extra read() that can only say EAGAIN (one syscall per message saved).
+                if n < buf.len() && !side.hup {
+                    side.readable = false;
+                }
+                return Read::Data(n);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 side.readable = false;

@@ -104,11 +104,12 @@ impl Worker {
                 let id = (ev.token().0 >> 1) as SessionId;
                 let Some(s) = self.sessions.get_mut(&id) else { continue };
                 if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                    if ev.token().0 & 1 == 1 {
-                        s.backend.readable = true;
-                    } else {
-                        s.client.readable = true;
-                    }
+                    // The peer's FIN (or an error) may have come with the last data: then
+                    // read until EOF, since no further edge will announce it.
+                    let hup = ev.is_read_closed() || ev.is_error();
+                    let side = if ev.token().0 & 1 == 1 { &mut s.backend } else { &mut s.client };
+                    side.readable = true;
+                    side.hup |= hup;
                 }
                 if !s.queued_for_drive {
                     s.queued_for_drive = true;
