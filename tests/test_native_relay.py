@@ -293,6 +293,29 @@ def test_mysql_use_updates_audit_namespace(mariadb_server, my_db):
         assert recs and recs[-1]["db.namespace"] == other
 
 
+@pytest.mark.mariadb
+def test_mysql_reload_narrowing_allowed_databases_ends_native_sessions(mariadb_server, my_db):
+    """A native session copied allowed_databases at hand-over: a reload that changes it ends
+    the session (the client reconnects under the new rules), it never keeps the old list."""
+    other = MH.create_db(mariadb_server, "sdp_native_narrow")
+    path = audit_file("sdp-native-narrow-")
+    text = MH.make_config(mariadb_server, my_db, path, backend={"allowed_databases": [my_db, other]})
+    with MH.MyProxy(text).start() as p:
+        c = _my(p, mariadb_server, my_db)
+        try:
+            with c.cursor() as cur:
+                cur.execute("SELECT 1")
+                from sandbox_db_proxy.config import load_config_text
+                narrowed = load_config_text(MH.make_config(mariadb_server, my_db, path), source="<test>")
+                p.call(lambda: p.app.apply_config(narrowed))
+                with pytest.raises(pymysql.err.MySQLError):
+                    cur.execute(f"USE {other}")
+                    cur.execute("SELECT 1")
+        finally:
+            c.close()
+        assert p.wait_for(lambda: p.events("disconnect", reason="the proxy configuration changed; reconnect"))
+
+
 def test_native_line_is_valid_json_for_odd_text(pg_proxy):
     sql = "SELECT E'tab\\there \"quoted\" \\\\ back', 'ünï\u2028cødé' AS x -- comment\n"
     with _pg(pg_proxy) as c:

@@ -42,7 +42,7 @@ class NativeSession:
     """What Python keeps of one natively relayed session."""
 
     __slots__ = ("sid", "conn", "ctx", "backend_name", "bm", "allowed_seen", "base_in", "base_out",
-                 "closed", "on_closed")
+                 "closed", "on_closed", "settings")
 
     def __init__(self, sid: int, conn: Any, ctx: Any, backend_name: str, bm: Any, on_closed):
         self.sid = sid
@@ -55,6 +55,7 @@ class NativeSession:
         self.base_out = getattr(conn, "bytes_out", 0) or 0
         self.closed = False
         self.on_closed = on_closed
+        self.settings: tuple = ()
 
 
 class NativeRelay:
@@ -118,9 +119,18 @@ class NativeRelay:
         self.dp = None
 
     def config_changed(self) -> None:
-        """A reload: engines may have changed, so every cached verdict is dropped."""
+        """A reload: engines may have changed, so every cached verdict is dropped. A native
+        session copied some settings when it was handed over (limits.max_message_bytes, the
+        MySQL allowed_databases and statement timeout); if they changed it is ended, so the
+        client reconnects under the new configuration (never a looser old one)."""
         for c in self.caches.values():
             c.clear()
+        cfg = self.app.config
+        for s in list(self.sessions.values()):
+            if not cfg.has_backend(s.backend_name):
+                continue                    # the listener's removal closes these
+            if _relay_settings(cfg, s.backend_name) != s.settings:
+                self.terminate(s, "the proxy configuration changed; reconnect")
         if self.dp is not None:
             self.dp.set_audit_enabled(bool(self.app.config.security.audit_enabled))
         self._frag.clear()
@@ -183,6 +193,7 @@ class NativeRelay:
                     pass
             raise
         s = NativeSession(sid, conn, ctx, backend_name, bm, on_closed)
+        s.settings = _relay_settings(self.app.config, backend_name)
         self.sessions[sid] = s
         return s
 
@@ -372,6 +383,12 @@ class NativeRelay:
             mgr = self.app.sessions
             if sid is not None and mgr is not None:
                 mgr.observe_allowed(sid, n)
+
+
+def _relay_settings(cfg: Any, backend_name: str) -> tuple:
+    """The configuration a native relay copied at hand-over (see config_changed)."""
+    b = cfg.backend(backend_name)
+    return (cfg.limits.max_message_bytes, tuple(b.allowed_databases or ()), cfg.statement_timeout_ms(b))
 
 
 def _operation(verbs: tuple[str, ...]) -> str:
