@@ -360,33 +360,17 @@ class ClientConnection(asyncio.Protocol):
     # -- RelayIO ----------------------------------------------------------------------------
     # -- native relay ----------------------------------------------------------------------
     def go_native(self, initial: bytes) -> bool:
-        """Hand the logged-in session to the native relay (see server/postgres.py)."""
-        native = self.app.native
+        """Hand the logged-in session to the native relay (NativeRelay.hand_over)."""
         s = self.session
-        b = self.backend
-        if (not native.enabled() or s is None or b is None or b.transport is None or self.transport is None
-                or self._tls_wait is not None or self.transport.get_extra_info("sslcontext") is not None
-                or b.transport.get_extra_info("sslcontext") is not None):
+        if s is None or self._tls_wait is not None:
             return False
         backend = self.app.config.backend(self.backend_name)
         setup = [(x, False) if isinstance(x, str) else (x[0], True) for x in s._setup_statements()]
-        try:
-            ns = native.adopt("mysql", self, self.transport, b.transport, s.ctx, self.backend_name, self.bm,
-                              "mysql", initial, b"", self._native_closed,
-                              max_message=s.max_message,
-                              deprecate_eof=bool(s.backend_caps & C.CLIENT_DEPRECATE_EOF),
-                              mariadb=s.flavor == "mariadb",
-                              allowed_databases=list(backend.allowed_databases or ()),
-                              allowed_db_text=s._allowed_db_text(), setup_statements=setup,
-                              read_only_check=s._read_only_check()[0])
-        except Exception:  # noqa: BLE001 -- the transports are gone: the session ends
-            log.exception("backend %s: handing the session to the native relay failed", self.backend_name)
-            return True
-        if ns is None:
-            return False
-        self.native = ns
-        b.closing = True
-        return True
+        return self.app.native.hand_over(
+            self, "mysql", initial, b"", max_message=s.max_message,
+            deprecate_eof=bool(s.backend_caps & C.CLIENT_DEPRECATE_EOF), mariadb=s.flavor == "mariadb",
+            allowed_databases=list(backend.allowed_databases or ()), allowed_db_text=s._allowed_db_text(),
+            setup_statements=setup, read_only_check=s._read_only_check()[0])
 
     def native_database(self, db: str) -> None:
         if self.session is not None:

@@ -197,6 +197,31 @@ class NativeRelay:
         self.sessions[sid] = s
         return s
 
+    def hand_over(self, conn: Any, kind: str, initial_client: bytes, initial_backend: bytes,
+                  **relay_args: Any) -> bool:
+        """A listener's connection (`conn`: .transport, .backend.transport, .session with .ctx
+        and .client_tls, .backend_name, .bm, ._native_closed) hands its logged-in session over.
+        False: keep relaying in Python (disabled, TLS on either side, bytes still queued);
+        True: the native relay has it -- or handing over failed half-way and the session ends
+        (the transports are gone; their connection_lost cleans up)."""
+        s = conn.session
+        b = conn.backend
+        if (not self.enabled() or s is None or s.client_tls or b is None or b.transport is None
+                or conn.transport is None or conn.transport.get_extra_info("sslcontext") is not None
+                or b.transport.get_extra_info("sslcontext") is not None):
+            return False
+        try:
+            ns = self.adopt(kind, conn, conn.transport, b.transport, s.ctx, conn.backend_name, conn.bm,
+                            kind, initial_client, initial_backend, conn._native_closed, **relay_args)
+        except Exception:  # noqa: BLE001
+            log.exception("backend %s: handing the session to the native relay failed", conn.backend_name)
+            return True
+        if ns is None:
+            return False
+        conn.native = ns
+        b.closing = True
+        return True
+
     def terminate(self, s: NativeSession, message: str, *, admin: bool = True) -> None:
         if self.dp is not None and not s.closed:
             self.dp.terminate(s.sid, admin, message)

@@ -338,25 +338,9 @@ class ClientConnection(asyncio.Protocol):
         """Hand the logged-in session to the native relay. False: keep relaying here (TLS,
         disabled, bytes still queued); True: the native relay has it (or, if handing over
         failed half-way, the session is ending)."""
-        native = self.app.native
         s = self.session
-        b = self.backend
-        if (not native.enabled() or s is None or s.client_tls or b is None or b.transport is None
-                or self.transport is None or self.transport.get_extra_info("sslcontext") is not None
-                or b.transport.get_extra_info("sslcontext") is not None):
-            return False
-        try:
-            ns = native.adopt("postgres", self, self.transport, b.transport, s.ctx, self.backend_name,
-                              self.bm, "postgres", early, backend_tail, self._native_closed,
-                              max_message=s.max_message, max_inspected=MAX_INSPECTED)
-        except Exception:  # noqa: BLE001 -- the transports are gone: the session ends
-            log.exception("backend %s: handing the session to the native relay failed", self.backend_name)
-            return True
-        if ns is None:
-            return False
-        self.native = ns
-        b.closing = True
-        return True
+        return self.app.native.hand_over(self, "postgres", early, backend_tail,
+                                         max_message=s.max_message, max_inspected=MAX_INSPECTED)
 
     def _native_closed(self) -> None:
         self.closed = True
