@@ -135,6 +135,14 @@ class NativeRelay:
             self.dp.set_audit_enabled(bool(self.app.config.security.audit_enabled))
         self._frag.clear()
 
+    def verdicts_changed(self, backend_name: str) -> None:
+        """The backend's engine decides differently from now on (a new pg_proc catalogue):
+        drop what the native cache holds for it (Engine.clear_cache does too, for the engine
+        the cache is attached to; this covers an engine replaced by a reload meanwhile)."""
+        c = self.caches.get(backend_name)
+        if c is not None:
+            c.clear()
+
     def _set_refuse(self, on: bool) -> None:
         for c in self.caches.values():
             c.set_refuse(on)

@@ -150,6 +150,7 @@ class PgListener:
             rows = await self.run_query(PG_PROC_QUERY)
             catalog = FunctionCatalog.from_pg_proc(rows)
             self.app.engine(self.backend_name).set_catalog(catalog)
+            self.app.native.verdicts_changed(self.backend_name)   # its cache was made without it
             self._catalog_cfg = cfg
             log.info("backend %s: loaded %d functions from pg_proc", self.backend_name, len(rows))
         except Exception as exc:  # noqa: BLE001 -- never let the catalogue stop the relay
