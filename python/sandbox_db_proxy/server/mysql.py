@@ -33,7 +33,8 @@ from sandbox_db_proxy import _native as N
 from sandbox_db_proxy.auth import mysql_auth as A
 from sandbox_db_proxy.audit import ConnContext
 from sandbox_db_proxy.protocols import mysql_consts as C
-from sandbox_db_proxy.protocols.mysql import P_COMMAND, BackendInfo, MySQLSession, SessionOptions
+from sandbox_db_proxy.protocols.mysql import BackendInfo, MySQLSession, SessionOptions
+from sandbox_db_proxy.server.conn import ClientBase
 from sandbox_db_proxy.server.flow import set_reading
 
 log = logging.getLogger("sandbox_db_proxy.mysql")
@@ -185,53 +186,17 @@ class BackendConnection(asyncio.Protocol):
         set_reading(self.client.transport, True)
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(ClientBase):
     """One client connection: the `RelayIO` of its MySQLSession and the app's TrackedConnection."""
 
-    # Bytes from / to the client: per-session counters and idle detection (sessions/manager.py).
-    bytes_in = 0
-    bytes_out = 0
+    PROTOCOL = PROTOCOL
 
     def __init__(self, listener: MySQLListener):
-        self.listener = listener
-        self.app = listener.app
-        self.backend_name = listener.backend_name
-        self.transport = None
-        self.backend: BackendConnection | None = None
-        self.session: MySQLSession | None = None
-        self.admitted = False
-        self.closed = False
-        self._cleaned = False
-        self._activity = 0
-        self._idle_seen = -1
-        self._idle_strikes = 0
-        self._timers: list[asyncio.TimerHandle] = []
+        super().__init__(listener)
         # While start_tls runs, decrypted bytes can reach data_received before the awaiting
         # coroutine has the new transport: they wait here and are replayed in order.
         self._tls_wait: list[bytes] | None = None
         self._tasks: set[asyncio.Task] = set()
-        self.bm = self.app.metrics.backend(self.backend_name, PROTOCOL)
-
-    # Set once the native relay owns the sockets (server/native.py): NativeSession.
-    native = None
-    native_activity = 0
-    native_idle = False
-
-    # -- TrackedConnection ------------------------------------------------------------------
-    @property
-    def idle(self) -> bool:
-        if self.native is not None:
-            return bool(self.native_idle)
-        s = self.session
-        return s is not None and s.phase == P_COMMAND and not s.busy and not s.pending
-
-    @property
-    def agent(self):
-        return self.session.agent if self.session else None
-
-    @property
-    def session_id(self):
-        return self.session.session_id if self.session else None
 
     def close(self, reason: str | None = None) -> None:
         """Both `RelayIO.close()` (no reason: the session decided to end and already said
@@ -304,60 +269,27 @@ class ClientConnection(asyncio.Protocol):
         self.session.client_closed()
         self._close_backend()
 
-    def pause_writing(self):
-        set_reading(self.backend.transport if self.backend else None, False)
+    # -- ClientBase hooks ----------------------------------------------------------------------
+    def _relay_idle(self) -> bool:
+        s = self.session
+        return not s.busy and not s.pending
 
-    def resume_writing(self):
-        set_reading(self.backend.transport if self.backend else None, True)
+    def _relay_idle_timeout(self, secs: float) -> bool:
+        self.session.idle_timeout(secs)
+        return True
 
-    def _cleanup(self):
-        if self._cleaned:
-            return
-        self._cleaned = True
-        self.app.untrack(self)
-        self.bm.active.dec()
-        if self.admitted:
-            self.app.release(self.backend_name)
-        for t in self._timers:
-            t.cancel()
-        self._timers.clear()
+    def _idle_message(self, secs: float) -> str:
+        return (f"The client was disconnected by sandbox-db-proxy because of inactivity "
+                f"(limits.idle_timeout_seconds = {secs:g}); reconnect to continue.")
+
+    def _mark_session_closed(self) -> None:
+        if self.session is not None:
+            self.session.closed = True
+
+    def _forget(self) -> None:
         for task in self._tasks:
             task.cancel()
 
-    # -- idle timeout (counter, not a timestamp per chunk) ----------------------------------
-    def _arm_idle(self):
-        secs = self.app.config.limits.idle_timeout_seconds
-        if secs and secs > 0 and not self.closed:
-            self._timers.append(asyncio.get_running_loop().call_later(secs / 2, self._idle_tick, secs))
-
-    def _idle_tick(self, secs):
-        if self.closed or self.session is None:
-            return
-        if self.native is not None:
-            if self.native_activity == self._idle_seen and self.native_idle:
-                self._idle_strikes += 1
-                if self._idle_strikes >= 2:
-                    msg = (f"The client was disconnected by sandbox-db-proxy because of inactivity "
-                           f"(limits.idle_timeout_seconds = {secs:g}); reconnect to continue.")
-                    self.app.native.terminate(self.native, msg, admin=False)
-                    return
-            else:
-                self._idle_strikes = 0
-            self._idle_seen = self.native_activity
-            self._arm_idle()
-            return
-        s = self.session
-        if self._activity == self._idle_seen and not s.busy:
-            self._idle_strikes += 1
-            if self._idle_strikes >= 2:
-                s.idle_timeout(secs)
-                return
-        else:
-            self._idle_strikes = 0
-        self._idle_seen = self._activity
-        self._arm_idle()
-
-    # -- RelayIO ----------------------------------------------------------------------------
     # -- native relay ----------------------------------------------------------------------
     def go_native(self, initial: bytes) -> bool:
         """Hand the logged-in session to the native relay (NativeRelay.hand_over)."""
@@ -375,12 +307,6 @@ class ClientConnection(asyncio.Protocol):
     def native_database(self, db: str) -> None:
         if self.session is not None:
             self.session.database = db
-
-    def _native_closed(self) -> None:
-        self.closed = True
-        if self.session is not None:
-            self.session.closed = True
-        self._cleanup()
 
     def write_client(self, data: bytes) -> None:
         t = self.transport

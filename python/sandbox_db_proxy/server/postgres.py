@@ -32,6 +32,7 @@ from sandbox_db_proxy.protocols import pg_messages as M
 from sandbox_db_proxy.protocols.pg_client import OneQuery
 from sandbox_db_proxy.protocols.postgres import CLOSED, DB_SYSTEM, READY, PgSession
 from sandbox_db_proxy.protocols.pg_startup import MAX_INSPECTED
+from sandbox_db_proxy.server.conn import ClientBase
 from sandbox_db_proxy.server.flow import set_reading
 
 log = logging.getLogger("sandbox_db_proxy.postgres")
@@ -285,48 +286,10 @@ class BackendConnection(asyncio.Protocol):
         set_reading(self.client.transport, True)
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(ClientBase):
     """One client: the `Sink` of its PgSession and the `TrackedConnection` of the app."""
 
-    # Bytes from / to the client: per-session counters and idle detection (sessions/manager.py).
-    bytes_in = 0
-    bytes_out = 0
-
-    def __init__(self, listener: PgListener):
-        self.listener = listener
-        self.app = listener.app
-        self.backend_name = listener.backend_name
-        self.transport = None
-        self.backend: BackendConnection | None = None
-        self.session: PgSession | None = None
-        self.admitted = False
-        self.closed = False
-        self._activity = 0
-        self._idle_seen = -1
-        self._idle_handle = None
-        self.bm = self.app.metrics.backend(self.backend_name, DB_SYSTEM)
-
-    # Set once the native relay owns the sockets (server/native.py): NativeSession.
-    native = None
-    native_activity = 0
-    native_idle = False
-
-    # TrackedConnection
-    @property
-    def agent(self):
-        return self.session.agent if self.session else None
-
-    @property
-    def session_id(self):
-        return self.session.session_id if self.session else None
-
-    @property
-    def idle(self) -> bool:
-        """No statement in flight (drain closes idle connections first)."""
-        if self.native is not None:
-            return bool(self.native_idle)
-        s = self.session
-        return s is not None and s.state == READY and s.sent_z == s.recv_z
+    PROTOCOL = DB_SYSTEM
 
     def close(self, reason: str):
         if self.native is not None:
@@ -342,12 +305,6 @@ class ClientConnection(asyncio.Protocol):
         s = self.session
         return self.app.native.hand_over(self, "postgres", early, backend_tail,
                                          max_message=s.max_message, max_inspected=MAX_INSPECTED)
-
-    def _native_closed(self) -> None:
-        self.closed = True
-        if self.session is not None:
-            self.session.state = CLOSED
-        self._cleanup()
 
     # -- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport):
@@ -385,10 +342,9 @@ class ClientConnection(asyncio.Protocol):
         # Like PostgreSQL's authentication_timeout: a client that never finishes logging in
         # (or a backend that never answers the login) does not hold a slot forever.
         limit = max(2.0, 6 * self.app.config.limits.connect_timeout_seconds)
-        self._login_handle = asyncio.get_running_loop().call_later(limit, self._login_timeout)
+        self._timers.append(asyncio.get_running_loop().call_later(limit, self._login_timeout))
 
     def _login_timeout(self):
-        self._login_handle = None
         if not self.closed and self.session is not None:
             self.session.login_timeout()
 
@@ -423,60 +379,23 @@ class ClientConnection(asyncio.Protocol):
         self._cleanup()
         self.session.client_lost(exc)
 
-    def pause_writing(self):
-        set_reading(self.backend.transport if self.backend else None, False)
+    # -- ClientBase hooks ----------------------------------------------------------------------
+    def _relay_idle(self) -> bool:
+        s = self.session
+        return s.state != READY or s.sent_z == s.recv_z
 
-    def resume_writing(self):
-        set_reading(self.backend.transport if self.backend else None, True)
+    def _relay_idle_timeout(self, secs: float) -> bool:
+        return self.session.idle_timeout()
 
-    def _cleanup(self):
-        if self.closed and self.session is None:
-            return
-        if not getattr(self, "_cleaned", False):
-            self._cleaned = True
-            self.listener.sessions.pop(self.session.proxy_pid, None)
-            self.app.untrack(self)
-            self.bm.active.dec()
-            if self.admitted:
-                self.app.release(self.backend_name)
-            if self._idle_handle is not None:
-                self._idle_handle.cancel()
-            if getattr(self, "_login_handle", None) is not None:
-                self._login_handle.cancel()
+    def _idle_message(self, secs: float) -> str:
+        return f"terminating connection due to idle timeout ({secs:g} s, limits.idle_timeout_seconds)"
 
-    # -- idle timeout -----------------------------------------------------------------------
-    def _arm_idle(self):
-        secs = self.app.config.limits.idle_timeout_seconds
-        if secs and secs > 0:
-            # Check twice per period: a connection idles out between 1 and 1.5 periods
-            # after its last byte, without a timestamp per received chunk.
-            self._idle_handle = asyncio.get_running_loop().call_later(secs / 2, self._idle_tick, secs)
+    def _mark_session_closed(self) -> None:
+        if self.session is not None:
+            self.session.state = CLOSED
 
-    def _idle_tick(self, secs):
-        self._idle_handle = None
-        if self.closed or self.session is None:
-            return
-        if self.native is not None:
-            self._activity = self.native_activity
-            if self._activity == self._idle_seen:
-                self._idle_strikes = getattr(self, "_idle_strikes", 0) + 1
-                if self._idle_strikes >= 2 and self.native_idle:
-                    self.app.native.terminate(self.native, "terminating connection due to idle timeout "
-                                              f"({secs:g} s, limits.idle_timeout_seconds)", admin=False)
-                    return
-            else:
-                self._idle_strikes = 0
-            self._idle_seen = self._activity
-            self._arm_idle()
-            return
-        if self._activity == self._idle_seen:
-            self._idle_strikes = getattr(self, "_idle_strikes", 0) + 1
-            if self._idle_strikes >= 2 and self.session.idle_timeout():
-                return
-        else:
-            self._idle_strikes = 0
-        self._idle_seen = self._activity
-        self._arm_idle()
+    def _forget(self) -> None:
+        self.listener.sessions.pop(self.session.proxy_pid, None)
 
     # -- Sink -------------------------------------------------------------------------------
     def send_client(self, data: bytes) -> None:
