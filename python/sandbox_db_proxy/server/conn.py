@@ -7,9 +7,61 @@ towards the backend, the idle timer, cleanup, and the hand-over to the native re
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
+import ssl
 from typing import Any
 
 from sandbox_db_proxy.server.flow import set_reading
+
+log = logging.getLogger("sandbox_db_proxy.server")
+
+
+class ListenerBase:
+    """State shared by the connections of one backend's listener."""
+
+    def __init__(self, app: Any, backend_name: str):
+        self.app = app
+        self.backend_name = backend_name
+        self.server: asyncio.AbstractServer | None = None
+        self._ssl: tuple[Any, ssl.SSLContext | None] | None = None
+
+    @property
+    def backend(self):
+        return self.app.config.backend(self.backend_name)
+
+    def client_ssl(self) -> ssl.SSLContext | None:
+        """The server-side TLS context for clients (rebuilt when a reload changes `tls`); None
+        without a certificate, or when it cannot be loaded (logged)."""
+        tls = self.backend.tls
+        if self._ssl is None or self._ssl[0] is not tls:
+            ctx = None
+            if tls is not None:
+                try:
+                    ctx = tls.server_context()
+                except (OSError, ssl.SSLError) as exc:
+                    log.error("backend %s: cannot load TLS certificate: %s", self.backend_name, exc)
+            self._ssl = (tls, ctx)
+        return self._ssl[1]
+
+
+def addresses(transport) -> tuple[str | None, int | None, str | None, int | None]:
+    """(client ip, client port, local ip, local port) of an accepted connection."""
+    peer = transport.get_extra_info("peername")
+    local = transport.get_extra_info("sockname")
+    ip, port = (peer[0], peer[1]) if isinstance(peer, tuple) else (None, None)
+    sip, sport = (local[0], local[1]) if isinstance(local, tuple) else (None, None)
+    return ip, port, sip, sport
+
+
+def set_nodelay(transport) -> None:
+    """TCP_NODELAY on a TCP socket: replies are small and must not wait for Nagle."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
 
 
 class ClientBase(asyncio.Protocol):

@@ -25,16 +25,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import socket
 import ssl
-from typing import Any
 
 from sandbox_db_proxy import _native as N
 from sandbox_db_proxy.auth import mysql_auth as A
 from sandbox_db_proxy.audit import ConnContext
 from sandbox_db_proxy.protocols import mysql_consts as C
 from sandbox_db_proxy.protocols.mysql import BackendInfo, MySQLSession, SessionOptions
-from sandbox_db_proxy.server.conn import ClientBase
+from sandbox_db_proxy.server.conn import ClientBase, ListenerBase, addresses, set_nodelay
 from sandbox_db_proxy.server.flow import set_reading
 
 log = logging.getLogger("sandbox_db_proxy.mysql")
@@ -56,34 +54,16 @@ async def start(app, backend, *, client_auth_plugin: str | None = None) -> async
     return server
 
 
-class MySQLListener:
+class MySQLListener(ListenerBase):
     """State shared by the connections of one backend listener."""
 
     def __init__(self, app, backend_name: str, client_auth_plugin: str | None = None):
-        self.app = app
-        self.backend_name = backend_name
+        super().__init__(app, backend_name)
         self.client_auth_plugin = client_auth_plugin
         self.info = BackendInfo()
         self.fast_cache: set = set()
-        self.server: asyncio.AbstractServer | None = None
         self.probe_task: asyncio.Task | None = None
-        self._ssl: tuple[Any, ssl.SSLContext | None] | None = None
 
-    @property
-    def backend(self):
-        return self.app.config.backend(self.backend_name)
-
-    def client_ssl(self) -> ssl.SSLContext | None:
-        tls = self.backend.tls
-        if self._ssl is None or self._ssl[0] is not tls:
-            ctx = None
-            if tls is not None:
-                try:
-                    ctx = tls.server_context()
-                except (OSError, ssl.SSLError) as exc:
-                    log.error("backend %s: cannot load TLS certificate: %s", self.backend_name, exc)
-            self._ssl = (tls, ctx)
-        return self._ssl[1]
 
     def preferred_plugin(self) -> str:
         if self.client_auth_plugin:
@@ -101,12 +81,7 @@ class MySQLListener:
         else:
             coro = loop.create_connection(protocol_factory, b.address, b.port)
         transport, proto = await asyncio.wait_for(coro, timeout)
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        set_nodelay(transport)
         return transport, proto
 
     async def probe(self) -> None:
@@ -214,10 +189,7 @@ class ClientConnection(ClientBase):
     # -- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport):
         self.transport = transport
-        peer = transport.get_extra_info("peername")
-        local = transport.get_extra_info("sockname")
-        ip, port = (peer[0], peer[1]) if isinstance(peer, tuple) else (None, None)
-        sip, sport = (local[0], local[1]) if isinstance(local, tuple) else (None, None)
+        ip, port, sip, sport = addresses(transport)
         info = self.listener.info
         ctx = ConnContext(self.backend_name, info.flavor, client_address=ip, client_port=port,
                           server_address=sip, server_port=sport)
@@ -231,12 +203,7 @@ class ClientConnection(ClientBase):
                 transport.abort()  # refused address: nothing read, nothing said
             return
         self.admitted = True
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        set_nodelay(transport)
         b = self.listener.backend
         tls_ctx = self.listener.client_ssl()
         opts = SessionOptions(conn_id=next(_conn_ids), peer=(ip, port), local=(sip, sport),

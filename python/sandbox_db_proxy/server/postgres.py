@@ -25,14 +25,13 @@ import hmac
 import logging
 import socket
 import ssl
-from typing import Any
 
 from sandbox_db_proxy.audit import ConnContext
 from sandbox_db_proxy.protocols import pg_messages as M
 from sandbox_db_proxy.protocols.pg_client import OneQuery
 from sandbox_db_proxy.protocols.postgres import CLOSED, DB_SYSTEM, READY, PgSession
 from sandbox_db_proxy.protocols.pg_startup import MAX_INSPECTED
-from sandbox_db_proxy.server.conn import ClientBase
+from sandbox_db_proxy.server.conn import ClientBase, ListenerBase, addresses, set_nodelay
 from sandbox_db_proxy.server.flow import set_reading
 
 log = logging.getLogger("sandbox_db_proxy.postgres")
@@ -50,34 +49,16 @@ async def start(app, backend) -> asyncio.AbstractServer:
     return server
 
 
-class PgListener:
+class PgListener(ListenerBase):
     """Shared state of one backend's listener."""
 
     def __init__(self, app, backend_name: str):
-        self.app = app
-        self.backend_name = backend_name
-        self.server: asyncio.AbstractServer | None = None
+        super().__init__(app, backend_name)
         self.sessions: dict[int, ClientConnection] = {}      # proxy cancel pid -> connection
-        self._ssl: tuple[Any, ssl.SSLContext | None] | None = None
         self._catalog_cfg = None
         self._catalog_task: asyncio.Task | None = None
         self._catalog_failed_at = -1e9
 
-    @property
-    def backend(self):
-        return self.app.config.backend(self.backend_name)
-
-    def client_ssl(self) -> ssl.SSLContext | None:
-        tls = self.backend.tls
-        if self._ssl is None or self._ssl[0] is not tls:
-            ctx = None
-            if tls is not None:
-                try:
-                    ctx = tls.server_context()
-                except (OSError, ssl.SSLError) as exc:
-                    log.error("backend %s: cannot load TLS certificate: %s", self.backend_name, exc)
-            self._ssl = (tls, ctx)
-        return self._ssl[1]
 
     # -- backend connections ---------------------------------------------------------------
     async def open_backend(self, protocol_factory):
@@ -309,10 +290,7 @@ class ClientConnection(ClientBase):
     # -- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport):
         self.transport = transport
-        peer = transport.get_extra_info("peername")
-        local = transport.get_extra_info("sockname")
-        ip, port = (peer[0], peer[1]) if isinstance(peer, tuple) else (None, None)
-        sip, sport = (local[0], local[1]) if isinstance(local, tuple) else (None, None)
+        ip, port, sip, sport = addresses(transport)
         ctx = ConnContext(self.backend_name, DB_SYSTEM, client_address=ip, client_port=port,
                           server_address=sip, server_port=sport)
         adm = self.app.admit(self.backend_name, ip, port, ctx, protocol=DB_SYSTEM)
@@ -325,12 +303,7 @@ class ClientConnection(ClientBase):
             self.admitted = True
         else:
             refuse = (M.SQLSTATE["too_many_connections"], f"sorry, too many clients already: {adm.reason}")
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        set_nodelay(transport)
         self.session = PgSession(self.app, self.backend_name, self, ctx,
                                  tls=self.listener.client_ssl() is not None, refuse=refuse)
         self.listener.sessions[self.session.proxy_pid] = self
