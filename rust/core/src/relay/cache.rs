@@ -6,6 +6,7 @@
 //!   fingerprint cache (allowed reads whose decision read no literal), and looked up only
 //!   when the Rust fast path did not say BLOCK -- exactly the engine's rule, so a
 //!   fingerprint hit can never overturn a fast BLOCK (e.g. `ambiguous_quoting`).
+//!
 //! Nothing is decided here: a miss goes to the Python engine. `clear()` (config reload, a new
 //! pg_proc catalogue) bumps a generation so that an answer computed before the clear is not
 //! stored after it. `set_refuse(true)` (audit fail-closed and the log failing) makes every
