@@ -316,6 +316,28 @@ def test_mysql_reload_narrowing_allowed_databases_ends_native_sessions(mariadb_s
         assert p.wait_for(lambda: p.events("disconnect", reason="the proxy configuration changed; reconnect"))
 
 
+@pytest.mark.mariadb
+def test_mysql_slow_reader_is_flow_controlled(my_proxy, my_db):
+    """A MySQL client that does not read a ~60 MB result: the data plane stops reading the
+    backend instead of buffering the result; the result then arrives complete."""
+    import socket
+    import time
+    s = MH.raw_login(my_proxy.port, database=my_db)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(MH.frame(b"\x03SELECT REPEAT('x', 1000) FROM seq_1_to_60000", 0))
+    time.sleep(1.5)
+
+    def peak():
+        return [my_proxy.app.native.dp.peak_queued(c.native.sid) for c in my_proxy.app.connections
+                if c.native is not None and not c.native.closed]
+    peaks = my_proxy.call(peak)
+    assert peaks and max(peaks) < 4 * 1024 * 1024, peaks
+    packets = MH.read_response(s)
+    rows = [p for p in packets[1:] if not p.startswith(b"\x03def") and p[:1] not in (b"\xfe", b"\xff")]
+    assert len(rows) == 60000 and packets[-1][:1] == b"\xfe"
+    s.close()
+
+
 def test_native_line_is_valid_json_for_odd_text(pg_proxy):
     sql = "SELECT E'tab\\there \"quoted\" \\\\ back', 'ünï\u2028cødé' AS x -- comment\n"
     with _pg(pg_proxy) as c:

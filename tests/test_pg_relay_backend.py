@@ -339,9 +339,16 @@ def test_slow_reader_applies_backpressure(proxy):
     time.sleep(1.5)
 
     def buffered():
-        return max((c.transport.get_write_buffer_size() for c in proxy.app.connections
-                    if c.session is not None and c.session.params.get("application_name") == "sdp_slow_reader"),
-                   default=-1)
+        # Python relay: the transport's write buffer; native relay: the data plane's peak queue.
+        sizes = []
+        for c in proxy.app.connections:
+            if c.session is None or c.session.params.get("application_name") != "sdp_slow_reader":
+                continue
+            if c.native is not None:
+                sizes.append(proxy.app.native.dp.peak_queued(c.native.sid))
+            else:
+                sizes.append(c.transport.get_write_buffer_size())
+        return max(sizes, default=-1)
     size = proxy.call(buffered)
     assert 0 <= size < 4 * 1024 * 1024, size
     # Now read everything: the result is complete and correct.

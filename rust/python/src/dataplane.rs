@@ -302,6 +302,11 @@ impl PyDataPlane {
             .map(|s| (s.bytes_in, s.bytes_out, s.activity, s.allowed, s.idle))
     }
 
+    /// The most bytes ever queued towards one side of the session, or None once it is gone.
+    fn peak_queued(&self, session: u64) -> Option<usize> {
+        self.core.peak_queued(session)
+    }
+
     fn session_count(&self) -> usize {
         self.core.session_count()
     }

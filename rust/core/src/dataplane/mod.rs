@@ -384,8 +384,9 @@ impl DataPlane {
         lock(&self.shared.closed).clear();
     }
 
-    #[cfg(test)]
-    pub(crate) fn peak_queued(&self, session: SessionId) -> Option<usize> {
+    /// The most bytes ever queued towards one side of the session (flow control keeps it
+    /// near `high_water`): what a slow reader made the proxy buffer.
+    pub fn peak_queued(&self, session: SessionId) -> Option<usize> {
         let c = lock(&self.shared.sessions).get(&session).cloned()?;
         Some(c.peak_queued.load(Ordering::Relaxed))
     }
