@@ -414,8 +414,12 @@ def main() -> int:
     result: dict = {"machine": machine(), "rounds": args.rounds, "seconds": args.seconds}
     if args.merge and (RESULTS / "latest.json").exists():
         previous = json.loads((RESULTS / "latest.json").read_text())
-        result = {**previous, **{k: v for k, v in result.items() if k == "machine" and "machine" not in previous}}
-        result.update({k: previous[k] for k in ("rounds", "seconds") if k in previous})
+        if not only & {"pgbench", "agent", "memory", "sysbench"}:
+            # only the classifier (which carries its own date): the header stays the
+            # previous run's, which measured the rounds it describes
+            result = {**previous, **{k: v for k, v in result.items() if k not in previous}}
+        else:
+            result = {**previous, **result}
     if "classifier" in only:
         print("== classifier micro-benchmarks", flush=True)
         result["classifier"] = bench_classifier()
