@@ -198,6 +198,14 @@ impl Session {
         .is_ok();
         if !ok {
             self.broken = true;
+            // Tell the client, in its protocol, that the session ended (as the Python relay's
+            // internal-error path does); asking a relay that just panicked may panic again.
+            let bye = catch_unwind(AssertUnwindSafe(|| self.relay.internal_error())).unwrap_or_default();
+            if !bye.is_empty() {
+                let mut written = 0;
+                let _ = self.client.send(&bye, &mut written);
+                self.counters.bytes_out.fetch_add(written, Ordering::Relaxed);
+            }
             ctx.out.to_client.clear();
             ctx.out.to_backend.clear();
             ctx.out.records.clear();

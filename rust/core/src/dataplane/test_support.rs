@@ -119,6 +119,9 @@ impl Relay for LineRelay {
     fn is_closed(&self) -> bool {
         self.closed
     }
+    fn internal_error(&self) -> Vec<u8> {
+        b"INTERNAL ERROR\n".to_vec()
+    }
 }
 
 pub(super) fn verdict(allowed: bool, klass: &str) -> Arc<Verdict> {

@@ -364,6 +364,8 @@ fn relay_panic_ends_only_its_session() {
     let mut bad = h.adopt();
     let mut good = h.adopt();
     bad.client.write_all(b"PANIC\n").unwrap();
+    // the client is told, in its protocol (Relay::internal_error), before the end
+    assert_eq!(read_n(&mut bad.client, 15), b"INTERNAL ERROR\n");
     assert_eof(&mut bad.client);
     h.wait_closed(bad.id);
     assert!(h.events.iter().any(|e| matches!(e, DpEvent::Records { session, records }

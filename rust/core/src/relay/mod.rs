@@ -160,4 +160,10 @@ pub trait Relay: Send {
     fn wants_client_data(&self) -> bool;
     /// True once the relay has ended the session (after `out.close`).
     fn is_closed(&self) -> bool;
+    /// What the client reads when the relay itself failed (a bug caught by the data plane):
+    /// the protocol's "internal error, session closed" message. Must not rely on consistent
+    /// state; empty when nothing sensible can be said.
+    fn internal_error(&self) -> Vec<u8> {
+        Vec::new()
+    }
 }

@@ -381,4 +381,12 @@ impl Relay for MyRelay {
     fn is_closed(&self) -> bool {
         self.closed
     }
+
+    fn internal_error(&self) -> Vec<u8> {
+        // The answer to the command in flight, else to the client's next one (sequence id 1,
+        // as `kill` does).
+        let seq = if self.busy && !self.started { self.resp_seq } else { 1 };
+        err_packet(seq, ER_UNKNOWN_ERROR.0, ER_UNKNOWN_ERROR.1,
+                   b"sandbox-db-proxy internal error; the session was closed")
+    }
 }

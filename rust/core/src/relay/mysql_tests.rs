@@ -527,3 +527,12 @@ fn backend_refusing_a_write_raises_an_alert() {
     assert_eq!(field(alert, "db.query.text"), "SELECT 1");
     assert!(!out.close);
 }
+
+#[test]
+fn internal_error_is_err_1105_for_the_next_command() {
+    let r = MyRelay::new(MyRelayConfig::default());
+    let bytes = r.internal_error();
+    // header: 3-byte length, sequence id 1; payload: 0xff, error 1105 little-endian
+    assert_eq!(bytes.get(3), Some(&1));
+    assert_eq!(bytes.get(4..7), Some(&[0xff, 0x51, 0x04][..]));
+}

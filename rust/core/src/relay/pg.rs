@@ -448,4 +448,9 @@ impl Relay for PgRelay {
     fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
     }
+
+    fn internal_error(&self) -> Vec<u8> {
+        // server/postgres.py ClientConnection.internal_error: FATAL XX000
+        build::fatal("XX000", "sandbox-db-proxy internal error; the session was closed")
+    }
 }

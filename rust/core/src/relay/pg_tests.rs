@@ -918,3 +918,12 @@ fn fuzz_like_input_never_panics() {
         }
     }
 }
+
+#[test]
+fn internal_error_is_a_fatal_xx000() {
+    let r = PgRelay::new(PgRelayConfig::default());
+    let bytes = r.internal_error();
+    assert_eq!(bytes.first(), Some(&b'E'));
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("FATAL") && text.contains("XX000") && text.contains("internal error"));
+}
