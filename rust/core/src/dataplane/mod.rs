@@ -294,7 +294,7 @@ impl DataPlane {
             } else {
                 let room = audit::AUDIT_CAP.saturating_sub(spare.len());
                 if a.buf.len() > room {
-                    let lost = a.buf.iter().filter(|&&b| b == b'\n').count() as u64;
+                    let lost = audit::count_lines(&a.buf) as u64;
                     a.dropped += lost;
                 } else {
                     spare.extend_from_slice(&a.buf);
@@ -324,7 +324,7 @@ impl DataPlane {
                 }
             }
         }
-        let lines = spare.iter().filter(|&&b| b == b'\n').count();
+        let lines = audit::count_lines(&spare);
         spare.clear();
         if spare.capacity() > 4 * audit::AUDIT_CAP / 16 {
             spare.shrink_to(audit::AUDIT_CAP / 16);
