@@ -363,9 +363,7 @@ class AuditLog:
             return
         q = self._q
         if len(q) >= self.queue_size:
-            self.dropped += 1
-            if self.metrics is not None:
-                self.metrics.audit_dropped_total.inc()
+            self.count_dropped(1)
             return
         if "ts" not in record:
             record["ts"] = rfc3339_now()
@@ -418,9 +416,7 @@ class AuditLog:
             return
         q = self._q
         if len(q) >= self.queue_size:
-            self.dropped += 1
-            if self.metrics is not None:
-                self.metrics.audit_dropped_total.inc()
+            self.count_dropped(1)
             return
         j = ctx._json
         if j is None:
@@ -584,27 +580,14 @@ class AuditLog:
                                  for r in batch])
                 self._write(data)
                 self.written += n
-                if not self.healthy:
-                    log.warning("audit log %s is writable again", self.path)
-                self.healthy = True
-                self.last_error = None
+                self._write_ok()
             except Exception as exc:  # noqa: BLE001 -- any failure here must mark the log unhealthy
-                if self.healthy or self.last_error != str(exc):
-                    log.error("audit log %s: write failed: %s%s", self.path, exc,
-                              " (fail_closed: statements are refused)" if self.fail_closed else "")
-                self.healthy = False
-                self.last_error = str(exc)
-                if self.metrics is not None:
-                    self.metrics.audit_write_errors_total.inc()
+                self._write_failed(exc)
                 # Keep the batch for the next attempt, within the queue bound.
                 room = max(0, self.queue_size - len(q))
                 keep = batch[-room:] if room else []
-                lost = n - len(keep)
                 q.extendleft(reversed(keep))
-                if lost:
-                    self.dropped += lost
-                    if self.metrics is not None:
-                        self.metrics.audit_dropped_total.inc(lost)
+                self.count_dropped(n - len(keep))
                 return False
         return True
 
@@ -638,11 +621,11 @@ class AuditLog:
             try:
                 n = src.write_audit(self._open().fileno())
             except Exception as exc:  # noqa: BLE001
-                self._native_failed(exc)
+                self._write_failed(exc)
                 continue
             if n:
                 self.written += n
-                self._native_ok()
+                self._write_ok()
         if not held:
             return
         data = b"".join(held)
@@ -655,26 +638,33 @@ class AuditLog:
         try:
             self._write(data)               # lines kept over from stop() (see native.py)
             self.written += data.count(b"\n")
-            self._native_ok()
+            self._write_ok()
         except Exception as exc:  # noqa: BLE001
-            self._native_failed(exc)
+            self._write_failed(exc)
             if len(data) <= NATIVE_HELD_MAX:
                 held.append(data)
             else:
-                lost = data.count(b"\n")
-                self.dropped += lost
-                if self.metrics is not None:
-                    self.metrics.audit_dropped_total.inc(lost)
+                self.count_dropped(data.count(b"\n"))
 
-    def _native_ok(self) -> None:
+    # -- outcome bookkeeping (queue, native lines) --------------------------------------
+    def count_dropped(self, n: int) -> None:
+        """`n` records lost (queue full, a failed write beyond the bound, the native relay's
+        own buffer cap): counted, never silent."""
+        if n > 0:
+            self.dropped += n
+            if self.metrics is not None:
+                self.metrics.audit_dropped_total.inc(n)
+
+    def _write_ok(self) -> None:
         if not self.healthy:
             log.warning("audit log %s is writable again", self.path)
         self.healthy = True
         self.last_error = None
 
-    def _native_failed(self, exc: Exception) -> None:
+    def _write_failed(self, exc: Exception) -> None:
         if self.healthy or self.last_error != str(exc):
-            log.error("audit log %s: write failed: %s", self.path, exc)
+            log.error("audit log %s: write failed: %s%s", self.path, exc,
+                      " (fail_closed: statements are refused)" if self.fail_closed else "")
         self.healthy = False
         self.last_error = str(exc)
         if self.metrics is not None:
