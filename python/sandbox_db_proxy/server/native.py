@@ -66,7 +66,8 @@ class NativeRelay:
         self.dp: Any = None
         self.sessions: dict[int, NativeSession] = {}
         self.caches: dict[str, Any] = {}
-        self.stats: dict[str, Any] = {}
+        self.stats: dict[str, tuple[Any, Any]] = {}    # backend -> (BackendStats, BackendMetrics)
+        self._dropped_seen = 0                          # DataPlane.audit_dropped() folded so far
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self._frag: dict = {}
@@ -117,6 +118,7 @@ class NativeRelay:
         if self._fold_stats in self.app.metrics.before_render:
             self.app.metrics.before_render.remove(self._fold_stats)
         self.dp = None
+        self._dropped_seen = 0
 
     def config_changed(self) -> None:
         """A reload: engines may have changed, so every cached verdict is dropped. A native
@@ -157,18 +159,21 @@ class NativeRelay:
             eng.native_cache = c     # Engine.clear_cache() (new catalogue) clears it too
         return c
 
-    def backend_stats(self, backend_name: str) -> Any:
-        s = self.stats.get(backend_name)
-        if s is None:
-            s = self.stats[backend_name] = _native.BackendStats()
-        return s
+    def backend_stats(self, backend_name: str, bm: Any) -> Any:
+        """The backend's native accumulators; folded into `bm` (its BackendMetrics)."""
+        entry = self.stats.get(backend_name)
+        if entry is None:
+            entry = self.stats[backend_name] = (_native.BackendStats(), bm)
+        return entry[0]
 
     # -- handing a session over --------------------------------------------------------
-    def adopt(self, kind: str, conn: Any, client_transport, backend_transport, ctx: Any, backend_name: str,
-              bm: Any, dialect: str, initial_client: bytes, initial_backend: bytes, on_closed, **relay_args):
-        """Take both sockets from their asyncio transports and give them to the data plane.
+    def _adopt(self, conn: Any, kind: str, initial_client: bytes, initial_backend: bytes,
+               relay_args: dict) -> NativeSession | None:
+        """Take both sockets from `conn`'s asyncio transports and give them to the data plane.
         Returns the NativeSession, or None when the transports cannot be handed over (bytes
         still queued for writing): the caller keeps relaying in Python then."""
+        client_transport, backend_transport = conn.transport, conn.backend.transport
+        ctx, backend_name, bm = conn.session.ctx, conn.backend_name, conn.bm
         if client_transport.get_write_buffer_size() or backend_transport.get_write_buffer_size():
             return None
         csock = client_transport.get_extra_info("socket")
@@ -191,7 +196,7 @@ class NativeRelay:
         prefix, database = _audit_prefix(ctx)
         adopt = dp.adopt_pg if kind == "postgres" else dp.adopt_mysql
         try:
-            sid = adopt(cfd, bfd, self.cache(backend_name, dialect), self.backend_stats(backend_name),
+            sid = adopt(cfd, bfd, self.cache(backend_name, kind), self.backend_stats(backend_name, bm),
                         prefix, database, initial_client, initial_backend, **relay_args)
         except Exception:
             for fd in (cfd, bfd):
@@ -200,14 +205,14 @@ class NativeRelay:
                 except OSError:
                     pass
             raise
-        s = NativeSession(sid, conn, ctx, backend_name, bm, on_closed)
+        s = NativeSession(sid, conn, ctx, backend_name, bm, conn._native_closed)
         s.settings = _relay_settings(self.app.config, backend_name)
         self.sessions[sid] = s
         return s
 
     def hand_over(self, conn: Any, kind: str, initial_client: bytes, initial_backend: bytes,
                   **relay_args: Any) -> bool:
-        """A listener's connection (`conn`: .transport, .backend.transport, .session with .ctx
+        """`kind`: "postgres" or "mysql" (also the engine dialect). A listener's connection (`conn`: .transport, .backend.transport, .session with .ctx
         and .client_tls, .backend_name, .bm, ._native_closed) hands its logged-in session over.
         False: keep relaying in Python (disabled, TLS on either side, bytes still queued);
         True: the native relay has it -- or handing over failed half-way and the session ends
@@ -219,8 +224,7 @@ class NativeRelay:
                 or b.transport.get_extra_info("sslcontext") is not None):
             return False
         try:
-            ns = self.adopt(kind, conn, conn.transport, b.transport, s.ctx, conn.backend_name, conn.bm,
-                            kind, initial_client, initial_backend, conn._native_closed, **relay_args)
+            ns = self._adopt(conn, kind, initial_client, initial_backend, relay_args)
         except Exception:  # noqa: BLE001
             log.exception("backend %s: handing the session to the native relay failed", conn.backend_name)
             return True
@@ -383,20 +387,14 @@ class NativeRelay:
             self._sync_session(s)
 
     def _fold_stats(self) -> None:
-        metrics = self.app.metrics
-        for name, st in self.stats.items():
+        for st, bm in self.stats.values():
             delta = st.take()
             if delta[0] or delta[3]:
-                proto = "postgresql" if self.app.config.has_backend(name) and \
-                    self.app.config.backend(name).type == "postgres" else "mysql"
-                metrics.backend(name, proto).merge_native(delta)
+                bm.merge_native(delta)
         if self.dp is not None:
             dropped = self.dp.audit_dropped()
-            audit = self.app.audit
-            seen = getattr(self, "_dropped_seen", 0)
-            if dropped > seen:
-                audit.dropped += dropped - seen
-                metrics.audit_dropped_total.inc(dropped - seen)
+            if dropped > self._dropped_seen:
+                self.app.audit.count_dropped(dropped - self._dropped_seen)
                 self._dropped_seen = dropped
 
     def _sync_session(self, s: NativeSession) -> None:
