@@ -187,8 +187,8 @@ class DataPlane:
         allowed_db_text: str, setup_statements: list[tuple[str, bool]], read_only_check: str,
     ) -> int: ...
     def verdict(
-        self, session: int, sql: str, cache: VerdictCache, fingerprint: str | None,
-        generation: int, mode: int, allowed: bool, rule: str, reason: str, klass: str,
+        self, session: int, sql: str, generation: int, mode: int, allowed: bool, rule: str,
+        reason: str, klass: str,
         verbs: tuple[str, ...], audit_pre: bytes, audit_post: bytes,
     ) -> None: ...
     def terminate(self, session: int, admin: bool, message: str) -> None: ...

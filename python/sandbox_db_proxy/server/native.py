@@ -272,9 +272,8 @@ class NativeRelay:
 
     def _on_verdict(self, s: NativeSession, sql: str, fingerprint: str | None, generation: int) -> None:
         app = self.app
-        cache = self.caches[s.backend_name]
         if app.audit.refuse:
-            self.dp.verdict(s.sid, sql, cache, None, generation, 0, False, "audit-unavailable",
+            self.dp.verdict(s.sid, sql, generation, 0, False, "audit-unavailable",
                             "The audit log cannot be written and audit.fail_closed is set, so no statement "
                             "is run until it is writable again. Retry later.", "unknown", (), b"", b"")
             return
@@ -283,7 +282,7 @@ class NativeRelay:
         try:
             v = engine.classify(sql)
         except Exception as exc:  # noqa: BLE001 -- fail closed
-            self.dp.verdict(s.sid, sql, cache, None, generation, 0, False, "engine-error",
+            self.dp.verdict(s.sid, sql, generation, 0, False, "engine-error",
                             f"The statement could not be classified ({type(exc).__name__}), so it is "
                             "blocked. Simplify the statement or split it.", "unknown", (), b"", b"")
             return
@@ -301,7 +300,7 @@ class NativeRelay:
                     mode = 2
         verbs = tuple(_operation(st.verbs) for st in v.statements)
         pre, post = self._fragments(v) if v.allowed else (b"", b"")
-        self.dp.verdict(s.sid, sql, cache, fingerprint, generation, mode, bool(v.allowed), v.rule,
+        self.dp.verdict(s.sid, sql, generation, mode, bool(v.allowed), v.rule,
                         v.reason or "", v.klass or "unknown", verbs, pre, post)
 
     def _fragments(self, v: Any) -> tuple[bytes, bytes]:

@@ -202,16 +202,15 @@ impl PyDataPlane {
         self.adopt(client_fd, backend_fd, relay, cache, stats, audit_prefix, database, initial_client, initial_backend)
     }
 
-    /// The engine's answer to a ("verdict", ...) event.
-    /// `mode`: 0 = not cached, 1 = exact text, 2 = exact text and fingerprint.
+    /// The engine's answer to a ("verdict", ...) event; the data plane stores it in the
+    /// session's verdict cache per `mode` (0 = not cached, 1 = exact text, 2 = exact text and
+    /// the fingerprint the event carried).
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (session, sql, cache, fingerprint, generation, mode, allowed, rule, reason, klass, verbs, audit_pre, audit_post))]
+    #[pyo3(signature = (session, sql, generation, mode, allowed, rule, reason, klass, verbs, audit_pre, audit_post))]
     fn verdict(
         &self,
         session: u64,
         sql: String,
-        cache: &PyVerdictCache,
-        fingerprint: Option<String>,
         generation: u64,
         mode: u8,
         allowed: bool,
@@ -228,8 +227,7 @@ impl PyDataPlane {
             1 => CacheMode::Exact,
             _ => CacheMode::None,
         };
-        cache.inner.insert(&sql, fingerprint.as_deref(), Arc::clone(&v), mode, generation);
-        self.core.verdict(session, sql, v, CacheMode::None, generation);
+        self.core.verdict(session, sql, v, mode, generation);
     }
 
     /// End a session: `admin` (operator action) or idle timeout; `message` is what the client reads.
