@@ -212,6 +212,40 @@ def test_pg_many_sessions_and_pipelines(pg_proxy):
             c.close()
 
 
+def test_pg_io_threads_spread_sessions(pg_server, pg_db):
+    """`performance.io_threads: 3`: three I/O threads, sessions spread over all of them (the
+    lane is in the session id's low bits), and on each lane reads pass and writes are
+    blocked with the backend unchanged."""
+    text = _with(PH.make_config(pg_server, pg_db, audit_file("sdp-native-lanes-")), performance={"io_threads": 3})
+    with PH.ProxyHarness(text).start() as p:
+        conns = [_pg(p) for _ in range(6)]
+        try:
+            for c in conns:
+                assert c.execute("SELECT count(*) FROM notes").fetchone()[0] == 3
+            assert p.call(lambda: p.app.native.dp.threads()) == 3
+            lanes = p.call(lambda: sorted(sid & 63 for sid in p.app.native.sessions))
+            assert lanes == [0, 0, 1, 1, 2, 2]
+            with unchanged(pg_server, pg_db):
+                for c in conns:
+                    with pytest.raises(psycopg.Error) as ei:
+                        c.execute("DELETE FROM notes", prepare=False)
+                    assert ei.value.sqlstate == "25006"
+                    assert c.execute("SELECT 1").fetchone()[0] == 1
+        finally:
+            for c in conns:
+                c.close()
+
+
+def test_io_threads_default_is_one_per_cpu_at_most_8():
+    import os
+
+    from sandbox_db_proxy.config.models import PerformanceConfig
+    assert PerformanceConfig(io_threads=5).effective_io_threads() == 5
+    assert PerformanceConfig().effective_io_threads() == max(1, min(len(os.sched_getaffinity(0)), 8))
+    with pytest.raises(ValueError):
+        PerformanceConfig(io_threads=65)
+
+
 # -- MySQL / MariaDB ------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

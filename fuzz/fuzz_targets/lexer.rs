@@ -3,7 +3,8 @@
 //! tokens are ordered, non-empty and on char boundaries; an unlexable text is blocked with
 //! `lex_error`; the deep parser's text (`expand_sql`) lexes to the same code tokens as the
 //! original (so the deep check and the server can never see different code); every split
-//! statement lexes; an ALLOW is a single SELECT.
+//! statement lexes; an ALLOW is a single SELECT; the verdict cache's probe agrees with the
+//! fast path.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use sdp_core::sql::{self, Dialect, TokenKind};
@@ -22,6 +23,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };
     for d in [Dialect::Postgres, Dialect::MySql, Dialect::TSql] {
         let r = sql::fast_check(s, d);
+        // the verdict cache's probe answers exactly what fast_check answers
+        let mut scratch = sql::ProbeScratch::default();
+        let want = if r.decision == sql::BLOCK { None } else { r.fingerprint.clone() };
+        assert_eq!(sql::cache_probe(s, d, &mut scratch).map(str::to_owned), want);
         match sql::tokenize(s, d) {
             Ok(toks) => {
                 let mut last = 0;

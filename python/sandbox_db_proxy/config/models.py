@@ -10,6 +10,7 @@ Key names are interfaces (issue 3): operators' tooling relies on them.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import ssl
 from typing import Annotated, Any, Literal
@@ -246,6 +247,18 @@ class PerformanceConfig(_Model):
     native_relay: bool = True
     # Bytes queued towards one side before the proxy stops reading the other (flow control).
     write_buffer_high_water: int = Field(default=256 * 1024, ge=16 * 1024, le=64 * 1024 * 1024)
+    # I/O threads of the data plane; 0 = one per CPU the process may run on (like HAProxy's
+    # nbthread), at most 8. Read when the data plane starts: a reload does not change it.
+    io_threads: int = Field(default=0, ge=0, le=64)
+
+    def effective_io_threads(self) -> int:
+        if self.io_threads:
+            return self.io_threads
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count() or 1
+        return max(1, min(cpus, 8))
 
 
 class SessionsConfig(_Model):

@@ -80,7 +80,8 @@ class NativeRelay:
     def _ensure(self) -> Any:
         if self.dp is None:
             loop = asyncio.get_running_loop()
-            self.dp = _native.DataPlane(self.app.config.performance.write_buffer_high_water)
+            perf = self.app.config.performance
+            self.dp = _native.DataPlane(perf.write_buffer_high_water, perf.effective_io_threads())
             self.dp.set_audit_enabled(bool(self.app.config.security.audit_enabled))
             self._loop = loop
             loop.add_reader(self.dp.notify_fd(), self._pump)

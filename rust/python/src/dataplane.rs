@@ -133,8 +133,8 @@ fn record_to_py<'py>(py: Python<'py>, r: &Record) -> PyResult<Bound<'py, PyTuple
 #[pymethods]
 impl PyDataPlane {
     #[new]
-    #[pyo3(signature = (high_water = 262_144))]
-    fn new(high_water: usize) -> PyResult<Self> {
+    #[pyo3(signature = (high_water = 262_144, threads = 1))]
+    fn new(high_water: usize, threads: usize) -> PyResult<Self> {
         let (reader, writer) = UnixStream::pair()?;
         reader.set_nonblocking(true)?;
         writer.set_nonblocking(true)?;
@@ -142,7 +142,7 @@ impl PyDataPlane {
             // One byte wakes the loop; a full socket means a wake-up is pending already.
             let _ = (&writer).write(b"!");
         });
-        let core = CoreDataPlane::start(notify, high_water)?;
+        let core = CoreDataPlane::start(notify, high_water, threads)?;
         Ok(PyDataPlane { core, reader })
     }
 
@@ -307,6 +307,11 @@ impl PyDataPlane {
 
     fn session_count(&self) -> usize {
         self.core.session_count()
+    }
+
+    /// Number of I/O threads.
+    fn threads(&self) -> usize {
+        self.core.lanes()
     }
 
     fn shutdown(&self, py: Python<'_>) {

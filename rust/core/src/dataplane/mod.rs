@@ -1,11 +1,13 @@
-//! The data plane (issue 6): one native I/O thread (mio, epoll, edge-triggered) that owns the
-//! sockets of logged-in sessions and drives one [`Relay`] per session, so the steady state of
-//! a session costs no Python. Python keeps what is rare or slow: login, the engine's deep
+//! The data plane (issue 6): native I/O threads ("lanes": mio, epoll, edge-triggered) that own
+//! the sockets of logged-in sessions and drive one [`Relay`] per session, so the steady state
+//! of a session costs no Python. A session lives on one lane for its whole life (its id says
+//! which); a new session goes to the lane with the fewest live sessions. Several lanes let the
+//! relay use several cores, as HAProxy's threads do (`performance.io_threads`). Python keeps what is rare or slow: login, the engine's deep
 //! check (`DpEvent::NeedVerdict` -> [`DataPlane::verdict`]), audit records other than the
 //! hot one (`DpEvent::Records`), and writing the audit file (`take_audit`).
 //!
-//! Threads: every method of [`DataPlane`] may be called from any thread; commands reach the
-//! I/O thread through a queue and a `mio::Waker`, results come back through the event queue
+//! Threads: every method of [`DataPlane`] may be called from any thread; commands reach a
+//! lane's I/O thread through its queue and `mio::Waker`, results come back through the event queue
 //! (`notify` says it became non-empty), the audit buffer, and per-session / per-backend
 //! counters. Nothing here may panic on network input: a panic on the I/O thread would end
 //! every session. A panic inside a relay ends that relay's session only (worker.rs).
@@ -113,10 +115,30 @@ pub(crate) enum Cmd {
     Shutdown,
 }
 
-/// State shared by the handle and the I/O thread.
-pub(crate) struct Shared {
+/// Most lanes (I/O threads) a data plane runs; the lane index is kept in a session id's low
+/// bits.
+pub const MAX_LANES: usize = 64;
+const LANE_BITS: u32 = 6;
+
+/// The lane that owns session `id`.
+pub(crate) fn lane_of(id: SessionId) -> usize {
+    (id & ((1 << LANE_BITS) - 1)) as usize
+}
+
+/// One I/O thread's command queue.
+pub(crate) struct Lane {
+    pub(crate) index: usize,
     pub(crate) cmds: Mutex<VecDeque<Cmd>>,
     pub(crate) waker: mio::Waker,
+    /// Set (under the `cmds` lock) once shutdown began or the thread ended: no new sessions
+    /// or commands for this lane.
+    pub(crate) stopped: AtomicBool,
+    /// Sessions adopted onto this lane and not yet closed (lane choice).
+    pub(crate) live: AtomicUsize,
+}
+
+/// State shared by the handle and every I/O thread.
+pub(crate) struct Shared {
     pub(crate) events: Mutex<Vec<DpEvent>>,
     pub(crate) notify: Box<dyn Fn() + Send + Sync>,
     pub(crate) audit: Mutex<audit::AuditBuf>,
@@ -128,7 +150,7 @@ pub(crate) struct Shared {
     /// Final counters of closed sessions, kept until the `take_events` call after the one
     /// that handed out their `Closed` (the Python side reads them when it sees `Closed`).
     pub(crate) closed: Mutex<HashMap<SessionId, (Arc<Counters>, bool)>>,
-    /// Set (under the `cmds` lock) once shutdown began or the thread ended.
+    /// Set once `shutdown` began: no events are handed out after it.
     pub(crate) stopped: AtomicBool,
     pub(crate) high_water: usize,
 }
@@ -139,9 +161,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Shared {
-    /// Queues a command for the I/O thread; false when the data plane is stopped. The waker
-    /// is used only when the queue was empty: the I/O thread drains the whole queue per wake.
+impl Lane {
+    /// Queues a command for the lane's thread; false when the lane is stopped. The waker is
+    /// used only when the queue was empty: the thread drains the whole queue per wake.
     fn push(&self, cmd: Cmd) -> bool {
         let was_empty = {
             let mut q = lock(&self.cmds);
@@ -160,23 +182,21 @@ impl Shared {
     }
 }
 
-/// Handle of the I/O thread.
+/// Handle of the I/O threads.
 pub struct DataPlane {
     shared: Arc<Shared>,
-    next_id: AtomicU64,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    lanes: Vec<Arc<Lane>>,
+    next_seq: AtomicU64,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl DataPlane {
-    /// Start the I/O thread. `notify` is called from the I/O thread when the event queue goes
-    /// from empty to non-empty. `high_water`: bytes queued to one side beyond which the other
-    /// side is not read (flow control).
-    pub fn start(notify: Box<dyn Fn() + Send + Sync>, high_water: usize) -> std::io::Result<DataPlane> {
-        let poll = mio::Poll::new()?;
-        let waker = mio::Waker::new(poll.registry(), worker::WAKER)?;
+    /// Start `lanes` I/O threads (1..=[`MAX_LANES`]). `notify` is called from an I/O thread
+    /// when the event queue goes from empty to non-empty. `high_water`: bytes queued to one
+    /// side beyond which the other side is not read (flow control).
+    pub fn start(notify: Box<dyn Fn() + Send + Sync>, high_water: usize, lanes: usize) -> std::io::Result<DataPlane> {
+        let n = lanes.clamp(1, MAX_LANES);
         let shared = Arc::new(Shared {
-            cmds: Mutex::new(VecDeque::new()),
-            waker,
             events: Mutex::new(Vec::new()),
             notify,
             audit: Mutex::new(audit::AuditBuf::new(audit::AUDIT_CAP)),
@@ -187,11 +207,44 @@ impl DataPlane {
             stopped: AtomicBool::new(false),
             high_water,
         });
-        let sh = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("sdp-dataplane".into())
-            .spawn(move || worker::thread_main(sh, poll))?;
-        Ok(DataPlane { shared, next_id: AtomicU64::new(1), thread: Mutex::new(Some(thread)) })
+        let mut dp =
+            DataPlane { shared, lanes: Vec::with_capacity(n), next_seq: AtomicU64::new(1), threads: Mutex::new(Vec::new()) };
+        for index in 0..n {
+            let poll = mio::Poll::new()?;
+            let waker = mio::Waker::new(poll.registry(), worker::WAKER)?;
+            let lane = Arc::new(Lane {
+                index,
+                cmds: Mutex::new(VecDeque::new()),
+                waker,
+                stopped: AtomicBool::new(false),
+                live: AtomicUsize::new(0),
+            });
+            let (sh, ln) = (Arc::clone(&dp.shared), Arc::clone(&lane));
+            // On an error the lanes started so far are stopped by `dp`'s drop.
+            let thread = std::thread::Builder::new()
+                .name(format!("sdp-dataplane-{index}"))
+                .spawn(move || worker::thread_main(sh, ln, poll))?;
+            dp.lanes.push(lane);
+            lock(&dp.threads).push(thread);
+        }
+        Ok(dp)
+    }
+
+    /// Number of I/O threads.
+    pub fn lanes(&self) -> usize {
+        self.lanes.len()
+    }
+
+    /// The running lane with the fewest live sessions (the first such on a tie).
+    fn pick_lane(&self) -> Option<&Arc<Lane>> {
+        self.lanes
+            .iter()
+            .filter(|l| !l.stopped.load(Ordering::Acquire))
+            .min_by_key(|l| l.live.load(Ordering::Relaxed))
+    }
+
+    fn push(&self, id: SessionId, cmd: Cmd) -> bool {
+        self.lanes.get(lane_of(id)).is_some_and(|l| l.push(cmd))
     }
 
     /// Hand a session to the I/O thread. On error both sockets are closed.
@@ -209,7 +262,11 @@ impl DataPlane {
         } = a;
         let client = io::Stream::from_fd(client_fd)?;
         let backend = io::Stream::from_fd(backend_fd)?;
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let Some(lane) = self.pick_lane() else {
+            return Err(std::io::Error::other("data plane stopped"));
+        };
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let id = (seq << LANE_BITS) | lane.index as u64;
         let counters = Arc::new(Counters::default());
         counters.idle.store(relay.is_idle(), Ordering::Relaxed);
         lock(&self.shared.sessions).insert(id, Arc::clone(&counters));
@@ -226,7 +283,9 @@ impl DataPlane {
             initial_backend,
             counters,
         };
-        if !self.shared.push(Cmd::Adopt(Box::new(s))) {
+        lane.live.fetch_add(1, Ordering::Relaxed);
+        if !lane.push(Cmd::Adopt(Box::new(s))) {
+            lane.live.fetch_sub(1, Ordering::Relaxed);
             lock(&self.shared.sessions).remove(&id);
             return Err(std::io::Error::other("data plane stopped"));
         }
@@ -244,12 +303,12 @@ impl DataPlane {
         mode: CacheMode,
         generation: u64,
     ) {
-        self.shared.push(Cmd::Verdict { id: session, sql, verdict, mode, generation });
+        self.push(session, Cmd::Verdict { id: session, sql, verdict, mode, generation });
     }
 
     /// End a session with an error the client understands (`Relay::terminate`), then close.
     pub fn terminate(&self, session: SessionId, why: Termination, message: String) {
-        self.shared.push(Cmd::Terminate { id: session, why, message });
+        self.push(session, Cmd::Terminate { id: session, why, message });
     }
 
     /// Audit lines of allowed statements on/off (stats and counters are kept either way).
@@ -359,26 +418,31 @@ impl DataPlane {
         lock(&self.shared.sessions).len()
     }
 
-    /// Stop the thread and close every socket; no events after. Idempotent.
+    /// Stop the threads and close every socket; no events after. Idempotent.
     pub fn shutdown(&self) {
-        {
-            let mut q = lock(&self.shared.cmds);
-            if !self.shared.stopped.swap(true, Ordering::AcqRel) {
-                q.push_back(Cmd::Shutdown);
+        self.shared.stopped.store(true, Ordering::Release);
+        for lane in &self.lanes {
+            {
+                let mut q = lock(&lane.cmds);
+                if !lane.stopped.swap(true, Ordering::AcqRel) {
+                    q.push_back(Cmd::Shutdown);
+                }
             }
+            let _ = lane.waker.wake();
         }
-        let _ = self.shared.waker.wake();
-        let handle = lock(&self.thread).take();
-        if let Some(h) = handle {
+        let handles = std::mem::take(&mut *lock(&self.threads));
+        for h in handles {
             if h.thread().id() == std::thread::current().id() {
-                // Called from `notify` on the I/O thread itself: it sees Shutdown and ends.
+                // Called from `notify` on an I/O thread itself: it sees Shutdown and ends.
                 drop(h);
             } else {
                 let _ = h.join();
             }
         }
         // Commands never seen (an Adopt's sockets are closed by the drop), and no events.
-        lock(&self.shared.cmds).clear();
+        for lane in &self.lanes {
+            lock(&lane.cmds).clear();
+        }
         lock(&self.shared.events).clear();
         lock(&self.shared.sessions).clear();
         lock(&self.shared.closed).clear();

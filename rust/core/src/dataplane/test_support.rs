@@ -167,6 +167,10 @@ pub(super) struct Conn {
 }
 
 pub(super) fn harness(high_water: usize) -> Harness {
+    harness_lanes(high_water, 1)
+}
+
+pub(super) fn harness_lanes(high_water: usize, lanes: usize) -> Harness {
     let notified = Arc::new(AtomicUsize::new(0));
     let n = Arc::clone(&notified);
     let dp = DataPlane::start(
@@ -174,6 +178,7 @@ pub(super) fn harness(high_water: usize) -> Harness {
             n.fetch_add(1, Ordering::SeqCst);
         }),
         high_water,
+        lanes,
     )
     .expect("start");
     Harness { dp, notified, cache: cache(), stats: Arc::new(BackendStats::new()), events: Vec::new() }

@@ -307,7 +307,8 @@ fn flow_control_bounds_memory() {
 
 #[test]
 fn hundred_sessions_over_tcp() {
-    let mut h = harness(1 << 20);
+    // three lanes: the sessions spread over three I/O threads
+    let mut h = harness_lanes(1 << 20, 3);
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let mut conns = Vec::new();
@@ -337,6 +338,10 @@ fn hundred_sessions_over_tcp() {
         conns.push((id, client_app, backend_app));
     }
     assert_eq!(h.dp.session_count(), 100);
+    for lane in 0..3 {
+        let n = conns.iter().filter(|c| lane_of(c.0) == lane).count();
+        assert!((33..=34).contains(&n), "lane {lane}: {n} sessions");
+    }
     for (_, c, _) in &mut conns {
         c.write_all(b"select 1\n").unwrap();
     }
@@ -361,6 +366,13 @@ fn hundred_sessions_over_tcp() {
 #[test]
 fn relay_panic_ends_only_its_session() {
     let mut h = harness(1 << 20);
+    relay_panic_case(&mut h);
+    // the same across lanes: the two sessions on different I/O threads
+    let mut h = harness_lanes(1 << 20, 2);
+    relay_panic_case(&mut h);
+}
+
+fn relay_panic_case(h: &mut Harness) {
     let mut bad = h.adopt();
     let mut good = h.adopt();
     bad.client.write_all(b"PANIC\n").unwrap();
@@ -377,9 +389,11 @@ fn relay_panic_ends_only_its_session() {
 
 #[test]
 fn shutdown_closes_everything() {
-    let h = harness(1 << 20);
+    // two lanes: shutdown stops and joins both threads
+    let h = harness_lanes(1 << 20, 2);
     let mut a = h.adopt();
     let mut b = h.adopt();
+    assert_ne!(lane_of(a.id), lane_of(b.id));
     a.client.write_all(b"select 2\n").unwrap(); // leaves a NeedVerdict event behind
     std::thread::sleep(Duration::from_millis(30));
     h.dp.shutdown();
@@ -425,4 +439,37 @@ fn adopt_refuses_a_non_socket() {
     });
     assert!(r.is_err());
     assert_eq!(h.dp.session_count(), 0);
+}
+
+#[test]
+fn lanes_route_commands_and_balance() {
+    let mut h = harness_lanes(1 << 20, 3);
+    assert_eq!(h.dp.lanes(), 3);
+    let mut conns: Vec<Conn> = (0..6).map(|_| h.adopt()).collect();
+    let mut per_lane = [0; 3];
+    for c in &conns {
+        per_lane[lane_of(c.id)] += 1;
+    }
+    assert_eq!(per_lane, [2, 2, 2]);
+    // a verdict and a termination reach the lane that owns the session
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.client.write_all(format!("select {}\n", 100 + i).as_bytes()).unwrap();
+    }
+    h.wait("6 NeedVerdict", |ev| ev.iter().filter(|e| matches!(e, DpEvent::NeedVerdict { .. })).count() == 6);
+    let gen = h.cache.generation();
+    for (i, c) in conns.iter_mut().enumerate() {
+        h.dp.verdict(c.id, format!("select {}", 100 + i), verdict(true, "read"), CacheMode::Exact, gen);
+        assert_eq!(read_n(&mut c.backend, 11), format!("SELECT {}\n", 100 + i).as_bytes());
+    }
+    let victim = conns.remove(4);
+    h.dp.terminate(victim.id, Termination::Admin, "bye".into());
+    let mut vc = victim.client;
+    let msg = b"TERMINATED Admin: bye\n";
+    assert_eq!(read_n(&mut vc, msg.len()), msg);
+    assert_eof(&mut vc);
+    h.wait_closed(victim.id);
+    // the next session goes to the lane that lost one
+    let next = h.adopt();
+    assert_eq!(lane_of(next.id), lane_of(victim.id));
+    assert_eq!(h.dp.session_count(), 6);
 }

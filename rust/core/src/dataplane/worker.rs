@@ -1,5 +1,6 @@
-//! The I/O thread: the mio loop over every adopted session (session.rs), the commands from
-//! other threads, closing, and handing events and audit lines over once per round.
+//! One I/O thread (a lane): the mio loop over the sessions adopted onto it (session.rs), the
+//! commands from other threads, closing, and handing events and audit lines over once per
+//! round.
 //!
 //! Readiness is edge-triggered (epoll EPOLLET): both sockets of a session are registered once
 //! for READABLE | WRITABLE and never re-registered. A READABLE edge sets `Side::readable`,
@@ -18,7 +19,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::audit::Clock;
 use super::session::{Call, Ctx, Session, READ_BUDGET};
-use super::{lock, Cmd, DpEvent, NewSession, SessionId, Shared};
+use super::{lane_of, lock, Cmd, DpEvent, Lane, NewSession, SessionId, Shared};
 use crate::relay::{CacheMode, Out, Verdict};
 
 pub(crate) const WAKER: Token = Token(usize::MAX);
@@ -30,18 +31,22 @@ fn token(id: SessionId, backend: bool) -> Token {
 }
 
 struct Worker {
+    lane: Arc<Lane>,
     poll: Poll,
     sessions: HashMap<SessionId, Session>,
     ctx: Ctx,
     scratch: Vec<u8>,
 }
 
-/// Body of the I/O thread. Whatever ends it (shutdown, a poll failure, a bug), every socket
-/// is closed; unless Python asked for the shutdown it is told `Closed` for every session.
-pub(crate) fn thread_main(shared: Arc<Shared>, poll: Poll) {
+/// Body of a lane's I/O thread. Whatever ends it (shutdown, a poll failure, a bug), every
+/// socket of its sessions is closed; unless Python asked for the shutdown it is told `Closed`
+/// for each of them (the other lanes keep running).
+pub(crate) fn thread_main(shared: Arc<Shared>, lane: Arc<Lane>, poll: Poll) {
     let sh = Arc::clone(&shared);
+    let ln = Arc::clone(&lane);
     let result = catch_unwind(AssertUnwindSafe(move || {
         let mut w = Worker {
+            lane: ln,
             poll,
             sessions: HashMap::new(),
             ctx: Ctx {
@@ -62,11 +67,18 @@ pub(crate) fn thread_main(shared: Arc<Shared>, poll: Poll) {
     }));
     let _ = result;
     let ended_by_shutdown = {
-        let _q = lock(&shared.cmds);
-        shared.stopped.swap(true, Ordering::AcqRel)
+        let _q = lock(&lane.cmds);
+        lane.stopped.swap(true, Ordering::AcqRel)
     };
     if !ended_by_shutdown {
-        let ids: Vec<SessionId> = lock(&shared.sessions).drain().map(|(id, _)| id).collect();
+        let ids: Vec<SessionId> = {
+            let mut live = lock(&shared.sessions);
+            let mine: Vec<SessionId> = live.keys().copied().filter(|id| lane_of(*id) == lane.index).collect();
+            for id in &mine {
+                live.remove(id);
+            }
+            mine
+        };
         if !ids.is_empty() {
             lock(&shared.events).extend(ids.into_iter().map(|session| DpEvent::Closed { session }));
             let _ = catch_unwind(AssertUnwindSafe(|| (shared.notify)()));
@@ -168,6 +180,7 @@ impl Worker {
                 if let Some(c) = lock(&self.ctx.shared.sessions).remove(&id) {
                     lock(&self.ctx.shared.closed).insert(id, (c, false));
                 }
+                self.lane.live.fetch_sub(1, Ordering::Relaxed);
                 self.ctx.events.push(DpEvent::Closed { session: id });
             }
         }
@@ -180,7 +193,7 @@ impl Worker {
 
     /// Runs the queued commands; false on Shutdown.
     fn commands(&mut self) -> bool {
-        let cmds = std::mem::take(&mut *lock(&self.ctx.shared.cmds));
+        let cmds = std::mem::take(&mut *lock(&self.lane.cmds));
         for cmd in cmds {
             match cmd {
                 Cmd::Shutdown => return false,
@@ -210,6 +223,7 @@ impl Worker {
         {
             let _ = r.deregister(&mut n.client);
             lock(&self.ctx.shared.sessions).remove(&id);
+            self.lane.live.fetch_sub(1, Ordering::Relaxed);
             self.ctx.events.push(DpEvent::Closed { session: id });
             return;
         }

@@ -12,12 +12,18 @@
 //! stored after it. `set_refuse(true)` (audit fail-closed and the log failing) makes every
 //! lookup miss, so every statement goes to Python, which refuses it.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::Verdict;
-use crate::sql::{fast_check, Dialect, BLOCK};
+use crate::sql::{cache_probe, Dialect, ProbeScratch};
+
+thread_local! {
+    /// Token, keyword-row and fingerprint buffers of this thread's probes (an I/O lane's).
+    static SCRATCH: RefCell<ProbeScratch> = RefCell::new(ProbeScratch::default());
+}
 
 /// Longest text kept under its exact key (engine.MAX_CACHED_TEXT).
 pub const MAX_CACHED_TEXT: usize = 16 * 1024;
@@ -121,20 +127,20 @@ impl VerdictCache {
                 return Lookup::Hit(v);
             }
         }
-        let fc = fast_check(sql, self.dialect);
-        if fc.decision == BLOCK {
-            return Lookup::Miss { fingerprint: None, generation };
-        }
-        if let Some(fp) = fc.fingerprint.as_deref() {
-            let mut inner = self.lock();
-            if let Some(v) = inner.fp.get(fp) {
-                if sql.len() <= MAX_CACHED_TEXT {
-                    inner.exact.put(sql, Arc::clone(&v));
-                }
-                return Lookup::Hit(v);
-            }
-        }
-        Lookup::Miss { fingerprint: fc.fingerprint, generation }
+        // Not under its exact text: the fingerprint map, unless the fast path BLOCKs the text.
+        // A fingerprint hit is not copied to the exact map: texts that differ only in
+        // literals (pgbench's `aid = 123`) would churn it and evict the ones that repeat.
+        let probe = |s: &mut ProbeScratch| match cache_probe(sql, self.dialect, s) {
+            None => Lookup::Miss { fingerprint: None, generation },
+            Some(fp) => match self.lock().fp.get(fp) {
+                Some(v) => Lookup::Hit(v),
+                None => Lookup::Miss { fingerprint: Some(fp.to_owned()), generation },
+            },
+        };
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut s) => probe(&mut s),
+            Err(_) => probe(&mut ProbeScratch::default()),
+        })
     }
 
     /// Store the engine's answer for `sql` (ignored when the cache was cleared since the

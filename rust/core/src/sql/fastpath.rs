@@ -15,11 +15,11 @@
 //! Cost: one tokenize into a `Vec`, one fingerprint `String`, one `String` per verb; keyword
 //! and function lookups are binary searches compared case-insensitively in place.
 
-use super::fingerprint::fingerprint_rows;
+use super::fingerprint::{fingerprint_into, fingerprint_rows};
 use super::functions::{is_builtin_type, is_pure_function, is_system_name};
 use super::keywords::{self, READ};
-use super::lexer::{tokenize_mode, LexMode, Token, TokenKind};
-use super::split::statement_ranges;
+use super::lexer::{tokenize_mode, LexMode, Lexer, Token, TokenKind};
+use super::split::{each_statement_range, statement_ranges};
 use super::Dialect;
 use crate::Error;
 
@@ -188,18 +188,79 @@ fn next_code(toks: &[Token], i: usize) -> Option<&Token> {
     next_code_at(toks, i).map(|(_, t)| t)
 }
 
+/// The token that leads statement `toks[a..b]` (its first content token that is not `(`).
+fn statement_lead<'t>(src: &str, toks: &'t [Token], a: usize, b: usize) -> Option<(usize, &'t Token)> {
+    (a..b).find_map(|i| {
+        let t = toks.get(i)?;
+        let skip = !t.kind.is_content() || (t.kind == TokenKind::Punct && t.text(src) == "(");
+        (!skip).then_some((i, t))
+    })
+}
+
+/// Does some statement start with a write verb (`analyze`'s `write_verb` BLOCK)?
+fn write_verb_leads(src: &str, toks: &[Token], rows: &[u16]) -> bool {
+    let mut found = false;
+    each_statement_range(toks, src, |a, b| {
+        if let Some((i, t)) = statement_lead(src, toks, a, b) {
+            let row = rows.get(i).copied().unwrap_or(keywords::NO_ROW);
+            found |= t.kind == TokenKind::Word && keywords::row_flags(row) & keywords::BLOCK != 0;
+        }
+    });
+    found
+}
+
+/// Reused buffers of [`cache_probe`].
+#[derive(Default)]
+pub struct ProbeScratch {
+    toks: Vec<Token>,
+    rows: Vec<u16>,
+    fingerprint: String,
+}
+
+/// Buffers grown beyond this (a huge statement) are given back after the probe.
+const PROBE_KEEP: usize = 64 * 1024;
+
+/// What the verdict cache needs of a text it did not find under its exact key
+/// (relay/cache.rs): `None` when [`fast_check`] BLOCKs it (so the fingerprint map must not
+/// be consulted: a fingerprint hit never overturns a fast BLOCK) or it has no fingerprint,
+/// else its fingerprint -- the same answers as `fast_check(sql, dialect)` (tested against
+/// it), without the reasons, verbs and ALLOW walk, and into reused buffers. Text with a
+/// string whose end depends on escape settings takes `fast_check` itself (the
+/// `ambiguous_quoting` rule needs the whole analysis of each reading).
+pub fn cache_probe<'s>(sql: &str, dialect: Dialect, s: &'s mut ProbeScratch) -> Option<&'s str> {
+    s.toks.clear();
+    s.rows.clear();
+    s.fingerprint.clear();
+    if s.toks.capacity() > PROBE_KEEP {
+        *s = ProbeScratch::default();
+    }
+    for t in Lexer::new(sql, dialect, LexMode::server_default(dialect)) {
+        let t = t.ok()?;
+        s.rows.push(keywords::row_of(sql, &t));
+        s.toks.push(t);
+    }
+    if s.toks.iter().any(Token::ambiguous) {
+        let fc = fast_check(sql, dialect);
+        if fc.decision == BLOCK {
+            return None;
+        }
+        s.fingerprint = fc.fingerprint?;
+        return Some(&s.fingerprint);
+    }
+    if write_verb_leads(sql, &s.toks, &s.rows) {
+        return None;
+    }
+    fingerprint_into(sql, &s.toks, &s.rows, &mut s.fingerprint);
+    Some(&s.fingerprint)
+}
+
 fn analyze(src: &str, d: Dialect, toks: &[Token], rows: &[u16]) -> Analysis {
     let ambiguous = toks.iter().any(Token::ambiguous);
     let ranges = statement_ranges(toks, src);
     let mut verbs = Vec::with_capacity(ranges.len());
     let mut verb_flags = Vec::with_capacity(ranges.len());
     for &(a, b) in &ranges {
-        let lead = (a..b).find_map(|i| {
-            let t = toks.get(i)?;
-            let skip = !t.kind.is_content() || (t.kind == TokenKind::Punct && t.text(src) == "(");
-            (!skip).then_some((i, t))
-        });
-        match lead {
+        match statement_lead(src, toks, a, b) {
             Some((i, t)) if t.kind == TokenKind::Word => {
                 verbs.push(t.text(src).to_ascii_uppercase());
                 verb_flags.push(keywords::row_flags(

@@ -31,6 +31,12 @@ pub fn fingerprint_tokens(src: &str, toks: &[Token]) -> String {
 /// Same, with the keyword rows of each token already looked up (`keywords::rows_of`).
 pub fn fingerprint_rows(src: &str, toks: &[Token], rows: &[u16]) -> String {
     let mut out = String::with_capacity(src.len());
+    fingerprint_into(src, toks, rows, &mut out);
+    out
+}
+
+/// Same, appended to `out` (a reused buffer: the verdict cache's probe).
+pub fn fingerprint_into(src: &str, toks: &[Token], rows: &[u16], out: &mut String) {
     let mut prev_end: Option<usize> = None;
     let mut prev_dot = false;
     for (i, t) in toks.iter().enumerate() {
@@ -56,7 +62,6 @@ pub fn fingerprint_rows(src: &str, toks: &[Token], rows: &[u16]) -> String {
         prev_dot = t.kind == TokenKind::Punct && text == ".";
         prev_end = Some(t.end);
     }
-    out
 }
 
 #[cfg(test)]

@@ -105,17 +105,17 @@ pub const NO_ROW: u16 = u16::MAX;
 /// For each token, its keyword row (or [`NO_ROW`]): one lookup per word, shared by the
 /// fingerprint and the fast path.
 pub fn rows_of(src: &str, toks: &[super::lexer::Token]) -> Vec<u16> {
-    toks.iter()
-        .map(|t| {
-            if t.kind == super::lexer::TokenKind::Word {
-                find(t.text(src))
-                    .and_then(|r| u16::try_from(r).ok())
-                    .unwrap_or(NO_ROW)
-            } else {
-                NO_ROW
-            }
-        })
-        .collect()
+    toks.iter().map(|t| row_of(src, t)).collect()
+}
+
+/// The keyword row of one token (see [`rows_of`]).
+#[inline]
+pub fn row_of(src: &str, t: &super::lexer::Token) -> u16 {
+    if t.kind == super::lexer::TokenKind::Word {
+        find(t.text(src)).and_then(|r| u16::try_from(r).ok()).unwrap_or(NO_ROW)
+    } else {
+        NO_ROW
+    }
 }
 
 /// Flags for a row from [`rows_of`] (0 for [`NO_ROW`]).

@@ -22,7 +22,7 @@ mod tests;
 
 use crate::{Error, Result};
 
-pub use fastpath::{fast_check, fast_check_with, FastCheck, ALLOW, BLOCK, DEFER};
+pub use fastpath::{cache_probe, fast_check, fast_check_with, FastCheck, ProbeScratch, ALLOW, BLOCK, DEFER};
 pub use fingerprint::fingerprint;
 pub use lexer::{tokenize, tokenize_mode, LexMode, Lexer, Token, TokenKind};
 pub use split::{expand_sql, split_statements};

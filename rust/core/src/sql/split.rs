@@ -91,12 +91,18 @@ pub fn expand_sql(sql: &str, dialect: Dialect) -> Result<String> {
 /// Empty statements (no content token) are skipped.
 pub fn statement_ranges(toks: &[Token], src: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
+    each_statement_range(toks, src, |a, b| out.push((a, b)));
+    out
+}
+
+/// [`statement_ranges`] without the `Vec`: `f(start, end)` per statement, in order.
+pub fn each_statement_range(toks: &[Token], src: &str, mut f: impl FnMut(usize, usize)) {
     let mut begin = 0usize;
     let mut has_content = false;
     for (i, t) in toks.iter().enumerate() {
         if t.kind == TokenKind::Punct && t.text(src) == ";" {
             if has_content {
-                out.push((begin, i));
+                f(begin, i);
             }
             begin = i + 1;
             has_content = false;
@@ -105,9 +111,8 @@ pub fn statement_ranges(toks: &[Token], src: &str) -> Vec<(usize, usize)> {
         }
     }
     if has_content {
-        out.push((begin, toks.len()));
+        f(begin, toks.len());
     }
-    out
 }
 
 /// [`statement_ranges`], and for T-SQL also the statements of a batch that have no `;`

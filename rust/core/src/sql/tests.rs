@@ -801,3 +801,49 @@ fn tsql_randomized_split_vs_fast_path() {
         }
     }
 }
+
+// ---- the verdict cache's probe answers exactly what fast_check answers ---------------------
+
+#[track_caller]
+fn probe_agrees(s: &str, d: Dialect, scratch: &mut super::ProbeScratch) {
+    let fc = fast_check(s, d);
+    let want = if fc.decision == BLOCK { None } else { fc.fingerprint.clone() };
+    let got = super::cache_probe(s, d, scratch).map(str::to_owned);
+    assert_eq!(got, want, "{d:?} {s:?}: cache_probe differs from fast_check ({} {})", fc.decision, fc.rule);
+}
+
+#[test]
+fn cache_probe_matches_fast_check() {
+    let mut scratch = super::ProbeScratch::default();
+    let fixed = [
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 123;",
+        "SELECT 1; DELETE FROM t",
+        "(DELETE FROM t)",
+        "/* x */ update t set a = 1",
+        r"SELECT 'a\', (DELETE FROM t) -- ', 'b'",
+        r"SELECT 'x\', sleep(10) -- ', 'b' FROM t",
+        r"SELECT 'a\\b' FROM t",
+        "SELECT \"a\" FROM t",
+        "SELECT 'abc",
+        "WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x",
+        "SELECT 1 /*!50000 INTO OUTFILE '/tmp/x' */",
+        "",
+        ";;",
+        "GO\nDROP TABLE t",
+    ];
+    for d in ALL {
+        for s in fixed {
+            probe_agrees(s, d, &mut scratch);
+        }
+    }
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    for _ in 0..40_000 {
+        let s = random_sql(&mut rng);
+        let d = ALL[rng.below(3)];
+        probe_agrees(&s, d, &mut scratch);
+    }
+    // a huge statement gives its buffers back and the next probe still agrees
+    let big = format!("SELECT {} FROM t", vec!["a"; 100_000].join(", "));
+    probe_agrees(&big, Postgres, &mut scratch);
+    probe_agrees("SELECT 1", Postgres, &mut scratch);
+}
