@@ -36,6 +36,7 @@ RESULTS = HERE / "results"
 # The same proxy with the native relay switched off (every session relayed by the Python
 # layer, as before issue 6's data plane): the before/after in the same run.
 PYTHON_RELAY = "performance:\n  native_relay: false\n"
+ONE_THREAD = "performance:\n  io_threads: 1\n"
 
 
 def machine() -> dict:
@@ -113,6 +114,10 @@ def bench_pgbench(rounds: int, seconds: int, only: set[str] = frozenset()) -> di
                                       "username": "postgres", "password": pg.password, "database": "bench",
                                       "listen": f"127.0.0.1:{free_port()}"}], PYTHON_RELAY, name="python-relay")
         started.append(pyrelay)
+        one = peers.start_proxy([{"name": "pg", "type": "postgres", "address": pg.host, "port": pg.port,
+                                  "username": "postgres", "password": pg.password, "database": "bench",
+                                  "listen": f"127.0.0.1:{free_port()}"}], ONE_THREAD, name="one-thread")
+        started.append(one)
         bouncer = peers.start_pgbouncer(pg.host, pg.port, "postgres", pg.password, "bench")
         started.append(bouncer)
         haproxy = peers.start_haproxy(pg.host, pg.port)
@@ -120,6 +125,7 @@ def bench_pgbench(rounds: int, seconds: int, only: set[str] = frozenset()) -> di
         bare = peers.start_bare_forwarder(pg.host, pg.port)
         started.append(bare)
         targets = {"direct": (pg.host, pg.port, None), "sandbox-db-proxy": (proxy.host, proxy.port, proxy),
+                   "one-thread": (one.host, one.port, one),
                    "python-relay": (pyrelay.host, pyrelay.port, pyrelay),
                    "pgbouncer": (bouncer.host, bouncer.port, bouncer), "haproxy": (haproxy.host, haproxy.port, haproxy),
                    "uvloop-forwarder": (bare.host, bare.port, bare)}
@@ -204,11 +210,16 @@ def bench_sysbench(rounds: int, seconds: int) -> dict:
                                       "username": "app", "password": "secret", "database": "sbtest",
                                       "listen": f"127.0.0.1:{free_port()}"}], PYTHON_RELAY, name="python-relay")
         started.append(pyrelay)
+        one = peers.start_proxy([{"name": "my", "type": "mysql", "address": db.host, "port": db.port,
+                                  "username": "app", "password": "secret", "database": "sbtest",
+                                  "listen": f"127.0.0.1:{free_port()}"}], ONE_THREAD, name="one-thread")
+        started.append(one)
         haproxy = peers.start_haproxy(db.host, db.port)
         started.append(haproxy)
         bare = peers.start_bare_forwarder(db.host, db.port)
         started.append(bare)
         targets = {"direct": (db.host, db.port, None), "sandbox-db-proxy": (proxy.host, proxy.port, proxy),
+                   "one-thread": (one.host, one.port, one),
                    "python-relay": (pyrelay.host, pyrelay.port, pyrelay),
                    "haproxy": (haproxy.host, haproxy.port, haproxy), "uvloop-forwarder": (bare.host, bare.port, bare)}
         raw: dict[str, dict[str, list[float]]] = {}
@@ -331,23 +342,26 @@ def markdown(result: dict) -> str:
              "2 cores, so ratios against direct are bounded by CPU contention; CPU µs per query (from /proc, "
              "all threads of the peer's process) is the steadier figure. `uvloop-forwarder` is a bare Python "
              "forwarder on the same event loop (benches/bare_forwarder.py): the floor for any Python proxy. "
-             "`sandbox-db-proxy` relays logged-in sessions in its Rust data plane (the default); `(Python relay)` "
+             "`sandbox-db-proxy` relays logged-in sessions in its Rust data plane with the default "
+             "`performance.io_threads` (one I/O thread per CPU: 2 here, as HAProxy runs 2 threads here); "
+             "`(1 I/O thread)` is the same with `io_threads: 1`, single-threaded like PgBouncer; `(Python relay)` "
              "is the same proxy with `performance.native_relay: false`, i.e. every statement relayed by the "
              "Python layer as before the data plane existed.", ""]
     if result.get("pgbench", {}).get("raw_tps"):
         pb = result["pgbench"]
-        names = ("sandbox-db-proxy", "python-relay", "pgbouncer", "haproxy", "uvloop-forwarder")
+        names = ("sandbox-db-proxy", "one-thread", "python-relay", "pgbouncer", "haproxy", "uvloop-forwarder")
         lines += ["**PostgreSQL 15, `pgbench -S` (scale 10, 8 clients / 2 threads, and 1 client)** — TPS ratio vs. "
                   "direct in the same round; CPU µs per query of each peer", "",
-                  "| workload | direct TPS | sandbox-db-proxy | (Python relay) | PgBouncer (session) | HAProxy TCP "
-                  "| uvloop forwarder | proxy ÷ PgBouncer | proxy ÷ HAProxy | CPU µs/q: proxy | (Python relay) "
-                  "| PgBouncer | HAProxy | uvloop fwd |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| workload | direct TPS | sandbox-db-proxy | (1 I/O thread) | (Python relay) | PgBouncer (session) "
+                  "| HAProxy TCP | uvloop forwarder | proxy ÷ PgBouncer | (1 I/O thread) ÷ PgBouncer | proxy ÷ HAProxy "
+                  "| CPU µs/q: proxy | (1 I/O thread) | (Python relay) | PgBouncer | HAProxy | uvloop fwd |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for key, r in pb["ratios"].items():
             cpu = pb["cpu_us_per_query"].get(key, {})
             lines.append(f"| {key} | {statistics.median(pb['raw_tps'][key]['direct']):.0f} | "
                          + " | ".join(fmt(r.get(n)) for n in names) + " | "
                          + f"{fmt(pb['vs_pgbouncer'][key].get('sandbox-db-proxy'))} | "
+                         + f"{fmt(pb['vs_pgbouncer'][key].get('one-thread'))} | "
                          + f"{fmt(pb['vs_haproxy'][key].get('sandbox-db-proxy'))} | "
                          + " | ".join(fmt_us(med(cpu.get(n))) for n in names) + " |")
         d = pb["classification_paths"]
@@ -372,17 +386,19 @@ def markdown(result: dict) -> str:
                                   for n, v in mm.items()), ""]
     if "sysbench" in result:
         sb = result["sysbench"]
-        names = ("sandbox-db-proxy", "python-relay", "haproxy", "uvloop-forwarder")
+        names = ("sandbox-db-proxy", "one-thread", "python-relay", "haproxy", "uvloop-forwarder")
         lines += ["**MariaDB 10.11, sysbench (8 threads, 4 tables × 10,000 rows, server-side prepared statements)** — "
                   "QPS ratio vs. direct in the same round; CPU µs per query of each peer", "",
-                  "| test | direct QPS | sandbox-db-proxy | (Python relay) | HAProxy TCP | uvloop forwarder "
-                  "| proxy ÷ HAProxy | CPU µs/q: proxy | (Python relay) | HAProxy | uvloop fwd |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| test | direct QPS | sandbox-db-proxy | (1 I/O thread) | (Python relay) | HAProxy TCP "
+                  "| uvloop forwarder | proxy ÷ HAProxy | (1 I/O thread) ÷ HAProxy | CPU µs/q: proxy | (1 I/O thread) "
+                  "| (Python relay) | HAProxy | uvloop fwd |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for key, r in sb["ratios"].items():
             cpu = sb["cpu_us_per_query"].get(key, {})
             lines.append(f"| {key} | {statistics.median(sb['raw_qps'][key]['direct']):.0f} | "
                          + " | ".join(fmt(r.get(n)) for n in names) + " | "
                          + f"{fmt(sb['vs_haproxy'][key].get('sandbox-db-proxy'))} | "
+                         + f"{fmt(sb['vs_haproxy'][key].get('one-thread'))} | "
                          + " | ".join(fmt_us(med(cpu.get(n))) for n in names) + " |")
         d = sb["classification_paths"]
         lines += ["", f"Deep-path classifications after warm-up: {d['deep']} in {d['statements']} statements "
