@@ -1,8 +1,8 @@
 """The native relay's Python side (issue 6; docs/ARCHITECTURE.md, "Native relay").
 
 After a client and its backend connection are logged in, the listener hands both sockets to
-the Rust data plane (`_native.DataPlane`), which relays the session from then on in its own
-I/O thread: framing, verdict-cache lookups, forwarding, decoys/errors for blocked
+the Rust data plane (`_native.DataPlane`), which relays the session from then on in one of its
+I/O threads (`performance.io_threads`, read once when the data plane starts): framing, verdict-cache lookups, forwarding, decoys/errors for blocked
 statements, and the audit line of every allowed statement. Python keeps what needs Python:
 
 - **verdicts on a cache miss**: the data plane pauses that session and sends a `verdict`
@@ -92,7 +92,7 @@ class NativeRelay:
         return self.dp
 
     def stop(self) -> None:
-        """Close every native session and stop the I/O thread (after drain)."""
+        """Close every native session and stop the I/O threads (after drain)."""
         dp = self.dp
         if dp is None:
             return
@@ -244,7 +244,7 @@ class NativeRelay:
             return None
         return self.dp.session_stats(s.sid)
 
-    # -- events from the I/O thread ----------------------------------------------------
+    # -- events from the I/O threads ---------------------------------------------------
     def _pump(self) -> None:
         dp = self.dp
         if dp is None:
