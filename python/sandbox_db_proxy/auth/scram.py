@@ -86,6 +86,18 @@ def salted_password(password: str, salt: bytes, iterations: int) -> bytes:
     return hashlib.pbkdf2_hmac("sha256", saslprep(password), salt, iterations)
 
 
+@lru_cache(maxsize=256)
+def _backend_salted_password(password: str, salt: bytes, iterations: int) -> bytes:
+    """`salted_password` for logging in to a backend, cached: a PostgreSQL role's salt and
+    iteration count are fixed (pg_authid), so every backend connection of that role would
+    run the same PBKDF2 again -- ~1.7 ms of CPU per connection, which an agent fleet that
+    connects per query pays thousands of times a second. The proxy holds the plaintext
+    password anyway, so the cached key adds nothing an attacker of the process would not
+    already have (PgBouncer caches these keys too). Bounded by the number of (password,
+    salt) pairs: one per backend role."""
+    return salted_password(password, salt, iterations)
+
+
 class Verifier:
     """What a server stores: salt, iterations, StoredKey, ServerKey (RFC 5802 section 3)."""
 
@@ -247,7 +259,7 @@ class ScramClient:
             raise ScramError("server nonce does not extend the client nonce")
         if not it.isdigit() or not 1 <= int(it) <= MAX_ITERATIONS:
             raise ScramError("invalid iteration count")
-        self.salted = salted_password(self.password, _unb64(salt_b64), int(it))
+        self.salted = _backend_salted_password(self.password, _unb64(salt_b64), int(it))
         without_proof = f"c={_b64(self.gs2_header.encode())},r={nonce}"
         self.auth_message = f"{self.client_first_bare},{server_first},{without_proof}".encode()
         client_key = _hmac(self.salted, b"Client Key")
