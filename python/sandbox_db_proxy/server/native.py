@@ -1,9 +1,10 @@
 """The native relay's Python side (issue 6; docs/ARCHITECTURE.md, "Native relay").
 
 After a client and its backend connection are logged in, the listener hands both sockets to
-the Rust data plane (`_native.DataPlane`), which relays the session from then on in one of its
-I/O threads (`performance.io_threads`, read once when the data plane starts): framing, verdict-cache lookups, forwarding, decoys/errors for blocked
-statements, and the audit line of every allowed statement. Python keeps what needs Python:
+the Rust data plane (`_native.DataPlane`), which relays the session from then on in one of
+its I/O threads (`performance.io_threads`, read once when the data plane starts): framing,
+verdict-cache lookups, forwarding, decoys/errors for blocked statements, and the audit line
+of every allowed statement. Python keeps what needs Python:
 
 - **verdicts on a cache miss**: the data plane pauses that session and sends a `verdict`
   event; `_on_verdict` asks this backend's `Engine` (deep check, function policy) and

@@ -53,7 +53,7 @@ impl PyVerdictCache {
     }
 }
 
-/// Per-backend metric accumulators filled by the I/O thread.
+/// Per-backend metric accumulators filled by the I/O threads.
 #[pyclass(name = "BackendStats", module = "sandbox_db_proxy._native", frozen)]
 pub struct PyBackendStats {
     inner: Arc<BackendStats>,

@@ -2,15 +2,17 @@
 //! the sockets of logged-in sessions and drive one [`Relay`] per session, so the steady state
 //! of a session costs no Python. A session lives on one lane for its whole life (its id says
 //! which); a new session goes to the lane with the fewest live sessions. Several lanes let the
-//! relay use several cores, as HAProxy's threads do (`performance.io_threads`). Python keeps what is rare or slow: login, the engine's deep
-//! check (`DpEvent::NeedVerdict` -> [`DataPlane::verdict`]), audit records other than the
-//! hot one (`DpEvent::Records`), and writing the audit file (`take_audit`).
+//! relay use several cores, as HAProxy's threads do (`performance.io_threads`). Python keeps
+//! what is rare or slow: login, the engine's deep check (`DpEvent::NeedVerdict` ->
+//! [`DataPlane::verdict`]), audit records other than the hot one (`DpEvent::Records`), and
+//! writing the audit file (`write_audit`).
 //!
 //! Threads: every method of [`DataPlane`] may be called from any thread; commands reach a
-//! lane's I/O thread through its queue and `mio::Waker`, results come back through the event queue
-//! (`notify` says it became non-empty), the audit buffer, and per-session / per-backend
-//! counters. Nothing here may panic on network input: a panic on the I/O thread would end
-//! every session. A panic inside a relay ends that relay's session only (worker.rs).
+//! lane's I/O thread through its queue and `mio::Waker`, results come back through the event
+//! queue (`notify` says it became non-empty), the audit buffer, and per-session / per-backend
+//! counters. Nothing here may panic on network input: a panic on an I/O thread would end
+//! every session of its lane. A panic inside a relay ends that relay's session only
+//! (session.rs).
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
