@@ -159,16 +159,24 @@ def test_pg_audit_fail_closed_refuses_native(pg_server, pg_db):
     text = _with(PH.make_config(pg_server, pg_db, audit_file("sdp-native-fc-")), audit={"fail_closed": True})
     with PH.ProxyHarness(text).start() as p:
         with _pg(p) as c:
-            c.execute("SELECT 2", prepare=False)
+            c.execute("SELECT 2", prepare=False)     # now in the native cache
             audit = p.app.audit
-            audit.healthy = False               # as a failed write does
+
+            def disk_full(data: bytes) -> None:
+                raise OSError(28, "No space left on device (test)")
+            # A real failed write (a flag flipped from outside would be flipped back by the
+            # writer thread's next good write).
+            audit._write = disk_full
             try:
+                p.call(audit.emit, {"event": "test_marker"})
+                assert not audit.flush()
                 with pytest.raises(psycopg.Error) as ei:
                     c.execute("SELECT 2", prepare=False)
                 assert ei.value.sqlstate == "25006"
                 assert "audit" in ei.value.diag.message_primary
             finally:
-                audit.healthy = True
+                del audit._write
+            assert audit.flush()
             assert c.execute("SELECT 2", prepare=False).fetchone()[0] == 2
 
 
