@@ -247,11 +247,35 @@ def test_pg_io_threads_spread_sessions(pg_server, pg_db):
 def test_io_threads_default_is_one_per_cpu_at_most_8():
     import os
 
-    from sandbox_db_proxy.config.models import PerformanceConfig
+    from sandbox_db_proxy.config.models import PerformanceConfig, cgroup_cpu_limit
     assert PerformanceConfig(io_threads=5).effective_io_threads() == 5
-    assert PerformanceConfig().effective_io_threads() == max(1, min(len(os.sched_getaffinity(0)), 8))
+    want = min(len(os.sched_getaffinity(0)), cgroup_cpu_limit() or 64, 8)
+    assert PerformanceConfig().effective_io_threads() == max(1, want)
     with pytest.raises(ValueError):
         PerformanceConfig(io_threads=65)
+
+
+@pytest.mark.parametrize("v2,v1,want", [
+    ("max 100000", None, None),
+    ("150000 100000", None, 2),
+    ("50000 100000", None, 1),
+    ("400000 100000", None, 4),
+    ("garbage", None, None),
+    (None, ("-1", "100000"), None),
+    (None, ("250000", "100000"), 3),
+    (None, ("x", "100000"), None),
+    (None, None, None),
+])
+def test_io_threads_follow_a_container_cpu_quota(tmp_path, v2, v1, want):
+    from sandbox_db_proxy.config.models import cgroup_cpu_limit
+    p2 = tmp_path / "cpu.max"
+    q1, per1 = tmp_path / "cfs_quota_us", tmp_path / "cfs_period_us"
+    if v2 is not None:
+        p2.write_text(v2 + "\n")
+    if v1 is not None:
+        q1.write_text(v1[0] + "\n")
+        per1.write_text(v1[1] + "\n")
+    assert cgroup_cpu_limit(str(p2), (str(q1), str(per1))) == want
 
 
 # -- MySQL / MariaDB ------------------------------------------------------------------------

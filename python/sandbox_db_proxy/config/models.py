@@ -247,8 +247,9 @@ class PerformanceConfig(_Model):
     native_relay: bool = True
     # Bytes queued towards one side before the proxy stops reading the other (flow control).
     write_buffer_high_water: int = Field(default=256 * 1024, ge=16 * 1024, le=64 * 1024 * 1024)
-    # I/O threads of the data plane; 0 = one per CPU the process may run on (like HAProxy's
-    # nbthread), at most 8. Read when the data plane starts: a reload does not change it.
+    # I/O threads of the data plane; 0 = one per CPU the process may use (like HAProxy's
+    # nbthread): the CPUs it may run on, fewer when a container's CPU quota allows fewer, at
+    # most 8. Read when the data plane starts: a reload does not change it.
     io_threads: int = Field(default=0, ge=0, le=64)
 
     def effective_io_threads(self) -> int:
@@ -258,7 +259,38 @@ class PerformanceConfig(_Model):
             cpus = len(os.sched_getaffinity(0))
         except (AttributeError, OSError):
             cpus = os.cpu_count() or 1
+        quota = cgroup_cpu_limit()
+        if quota is not None:
+            cpus = min(cpus, quota)
         return max(1, min(cpus, 8))
+
+
+def cgroup_cpu_limit(v2: str = "/sys/fs/cgroup/cpu.max",
+                     v1: tuple[str, str] = ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+                                            "/sys/fs/cgroup/cpu/cpu.cfs_period_us")) -> int | None:
+    """Whole CPUs a container's CFS quota allows (rounded up), or None without a quota.
+    cgroup v2 `cpu.max` ("max 100000" or "150000 100000"), else v1 cfs_quota_us (-1 = none)
+    and cfs_period_us. In a container the cgroup namespace puts its own cgroup at these
+    paths. Anything unreadable or odd counts as no quota."""
+    def read(path: str) -> str | None:
+        try:
+            with open(path, encoding="ascii") as f:
+                return f.read().strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+    text = read(v2)
+    if text is not None:
+        parts = text.split()
+        quota_s, period_s = (parts + ["", ""])[:2]
+    else:
+        quota_s, period_s = read(v1[0]) or "", read(v1[1]) or ""
+    try:
+        quota, period = int(quota_s), int(period_s)
+    except ValueError:
+        return None
+    if quota <= 0 or period <= 0:
+        return None
+    return max(1, -(-quota // period))
 
 
 class SessionsConfig(_Model):
