@@ -195,21 +195,35 @@ impl Harness {
     pub(super) fn adopt_with(&self, prefix: &[u8], database: Option<&str>, ic: &[u8], ib: &[u8]) -> Conn {
         let (client, client_fd) = unix_pair();
         let (backend, backend_fd) = unix_pair();
-        let id = self
-            .dp
-            .adopt(Adopt {
-                client_fd,
-                backend_fd,
-                relay: Box::new(LineRelay::default()),
-                cache: Arc::clone(&self.cache),
-                stats: Arc::clone(&self.stats),
-                audit_prefix: prefix.to_vec(),
-                database: database.map(str::to_string),
-                initial_client: ic.to_vec(),
-                initial_backend: ib.to_vec(),
-            })
-            .expect("adopt");
+        let id = self.adopt_fds_with(client_fd, backend_fd, prefix, database, ic, ib).expect("adopt");
         Conn { id, client, backend }
+    }
+
+    /// Hands `client_fd`/`backend_fd` over with a `LineRelay` and the harness's cache and stats.
+    pub(super) fn adopt_fds_with(
+        &self,
+        client_fd: OwnedFd,
+        backend_fd: OwnedFd,
+        prefix: &[u8],
+        database: Option<&str>,
+        ic: &[u8],
+        ib: &[u8],
+    ) -> std::io::Result<SessionId> {
+        self.dp.adopt(Adopt {
+            client_fd,
+            backend_fd,
+            relay: Box::new(LineRelay::default()),
+            cache: Arc::clone(&self.cache),
+            stats: Arc::clone(&self.stats),
+            audit_prefix: prefix.to_vec(),
+            database: database.map(str::to_string),
+            initial_client: ic.to_vec(),
+            initial_backend: ib.to_vec(),
+        })
+    }
+
+    pub(super) fn adopt_fds(&self, client_fd: OwnedFd, backend_fd: OwnedFd) -> std::io::Result<SessionId> {
+        self.adopt_fds_with(client_fd, backend_fd, b"", None, b"", b"")
     }
 
     pub(super) fn adopt(&self) -> Conn {

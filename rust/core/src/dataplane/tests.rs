@@ -6,7 +6,6 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::test_support::*;
@@ -322,19 +321,7 @@ fn hundred_sessions_over_tcp() {
         }
         client_proxy.set_nonblocking(true).unwrap();
         backend_proxy.set_nonblocking(true).unwrap();
-        let id =
-            h.dp.adopt(Adopt {
-                client_fd: client_proxy.into(),
-                backend_fd: backend_proxy.into(),
-                relay: Box::new(LineRelay::default()),
-                cache: Arc::clone(&h.cache),
-                stats: Arc::clone(&h.stats),
-                audit_prefix: Vec::new(),
-                database: None,
-                initial_client: Vec::new(),
-                initial_backend: Vec::new(),
-            })
-            .unwrap();
+        let id = h.adopt_fds(client_proxy.into(), backend_proxy.into()).unwrap();
         conns.push((id, client_app, backend_app));
     }
     assert_eq!(h.dp.session_count(), 100);
@@ -404,17 +391,7 @@ fn shutdown_closes_everything() {
     assert_eq!(h.dp.session_count(), 0);
     let (_c, client_fd) = unix_pair();
     let (_b, backend_fd) = unix_pair();
-    let r = h.dp.adopt(Adopt {
-        client_fd,
-        backend_fd,
-        relay: Box::new(LineRelay::default()),
-        cache: Arc::clone(&h.cache),
-        stats: Arc::clone(&h.stats),
-        audit_prefix: Vec::new(),
-        database: None,
-        initial_client: Vec::new(),
-        initial_backend: Vec::new(),
-    });
+    let r = h.adopt_fds(client_fd, backend_fd);
     assert!(r.is_err());
     h.dp.verdict(a.id, "select 2".into(), verdict(true, "read"), CacheMode::Exact, 1);
     h.dp.shutdown();
@@ -426,17 +403,7 @@ fn adopt_refuses_a_non_socket() {
     let h = harness(1 << 20);
     let f = std::fs::File::open("/dev/null").unwrap();
     let (_b, backend_fd) = unix_pair();
-    let r = h.dp.adopt(Adopt {
-        client_fd: OwnedFd::from(f),
-        backend_fd,
-        relay: Box::new(LineRelay::default()),
-        cache: Arc::clone(&h.cache),
-        stats: Arc::clone(&h.stats),
-        audit_prefix: Vec::new(),
-        database: None,
-        initial_client: Vec::new(),
-        initial_backend: Vec::new(),
-    });
+    let r = h.adopt_fds(OwnedFd::from(f), backend_fd);
     assert!(r.is_err());
     assert_eq!(h.dp.session_count(), 0);
 }
