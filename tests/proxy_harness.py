@@ -84,6 +84,25 @@ def unchanged(server, database: str | None = None):
 
 # -- databases --------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def audit_writes_failing(proxy):
+    """Inside the block the audit writer's own writes fail (ENOSPC) and the log is unhealthy;
+    after it, writes work again and a flush succeeds. A real failure, not the `healthy` flag
+    flipped from outside: the writer thread would flip that back on its next good write."""
+    audit = proxy.app.audit
+
+    def disk_full(data: bytes) -> None:
+        raise OSError(28, "No space left on device (test)")
+    audit._write = disk_full          # instance attribute: the writer thread's next write
+    try:
+        proxy.call(audit.emit, {"event": "test_marker"})
+        assert not audit.flush()
+        yield audit
+    finally:
+        del audit._write
+    assert audit.flush()
+
+
 def create_pg_db(pg_server, schema: str, prefix: str) -> str:
     """A new database on `pg_server` with `schema` applied by psql as the superuser."""
     db = unique(prefix)

@@ -16,7 +16,7 @@ import yaml
 
 import test_mysql_helpers as MH
 import test_pg_helpers as PH
-from proxy_harness import audit_file, read_audit, unchanged
+from proxy_harness import audit_file, audit_writes_failing, read_audit, unchanged
 
 pytestmark = pytest.mark.pg
 
@@ -160,23 +160,11 @@ def test_pg_audit_fail_closed_refuses_native(pg_server, pg_db):
     with PH.ProxyHarness(text).start() as p:
         with _pg(p) as c:
             c.execute("SELECT 2", prepare=False)     # now in the native cache
-            audit = p.app.audit
-
-            def disk_full(data: bytes) -> None:
-                raise OSError(28, "No space left on device (test)")
-            # A real failed write (a flag flipped from outside would be flipped back by the
-            # writer thread's next good write).
-            audit._write = disk_full
-            try:
-                p.call(audit.emit, {"event": "test_marker"})
-                assert not audit.flush()
+            with audit_writes_failing(p):
                 with pytest.raises(psycopg.Error) as ei:
                     c.execute("SELECT 2", prepare=False)
                 assert ei.value.sqlstate == "25006"
                 assert "audit" in ei.value.diag.message_primary
-            finally:
-                del audit._write
-            assert audit.flush()
             assert c.execute("SELECT 2", prepare=False).fetchone()[0] == 2
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from proxy_harness import audit_writes_failing
 from test_pg_helpers import AGENT, proxy, relay_db, start_proxy  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.pg
@@ -96,28 +97,19 @@ def test_server_side_prepared_statements(proxy, pg_server, relay_db):
 
 def test_audit_fail_closed_refuses_statements(proxy, pg_server, relay_db):
     """With audit.fail_closed, a failing audit log refuses statements, and they pass again
-    once it writes again. The failure is a real one (the writer's write raises), not a flag
-    flipped from outside: the writer thread would flip such a flag back on its next good write."""
-    audit = proxy.app.audit
-
-    def disk_full(data: bytes) -> None:
-        raise OSError(28, "No space left on device (test)")
+    once it writes again."""
     with connect(proxy) as c:
         # known to every verdict cache first: the refusal must not come from a cache miss
         assert c.execute("SELECT 1").fetchone()[0] == 1
-        proxy.call(setattr, audit, "fail_closed", True)
-        audit._write = disk_full          # instance attribute: the writer thread's next write
+        proxy.call(setattr, proxy.app.audit, "fail_closed", True)
         try:
-            proxy.call(audit.emit, {"event": "test_marker"})
-            assert not audit.flush()
-            assert proxy.call(lambda: audit.refuse)
-            with pytest.raises(psycopg.Error) as ei:
-                c.execute("SELECT 1")
-            assert ei.value.sqlstate == "25006" and "audit" in str(ei.value)
+            with audit_writes_failing(proxy) as audit:
+                assert proxy.call(lambda: audit.refuse)
+                with pytest.raises(psycopg.Error) as ei:
+                    c.execute("SELECT 1")
+                assert ei.value.sqlstate == "25006" and "audit" in str(ei.value)
         finally:
-            del audit._write
-            proxy.call(setattr, audit, "fail_closed", False)
-        assert audit.flush()
+            proxy.call(setattr, proxy.app.audit, "fail_closed", False)
         assert c.execute("SELECT 1").fetchone()[0] == 1
 
 
