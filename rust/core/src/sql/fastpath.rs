@@ -217,7 +217,8 @@ pub struct ProbeScratch {
     fingerprint: String,
 }
 
-/// Buffers grown beyond this (a huge statement) are given back after the probe.
+/// Buffers grown beyond this (tokens, or fingerprint bytes, of a huge statement) are given
+/// back at the start of the next probe.
 const PROBE_KEEP: usize = 64 * 1024;
 
 /// What the verdict cache needs of a text it did not find under its exact key
@@ -231,7 +232,7 @@ pub fn cache_probe<'s>(sql: &str, dialect: Dialect, s: &'s mut ProbeScratch) -> 
     s.toks.clear();
     s.rows.clear();
     s.fingerprint.clear();
-    if s.toks.capacity() > PROBE_KEEP {
+    if s.toks.capacity() > PROBE_KEEP || s.fingerprint.capacity() > PROBE_KEEP {
         *s = ProbeScratch::default();
     }
     for t in Lexer::new(sql, dialect, LexMode::server_default(dialect)) {
