@@ -32,6 +32,8 @@ mod worker;
 mod test_support;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod timing;
 
 pub use stats::{BackendStats, StatsDelta};
 
