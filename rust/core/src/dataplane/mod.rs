@@ -86,6 +86,11 @@ pub struct SessionStats {
 }
 
 /// Counters of one session, written by the I/O thread, read by `session_stats`.
+///
+/// One writer: the lane that owns the session (a session never changes lane; the values
+/// set before adoption reach the lane through its command queue's lock). So the lane adds
+/// with a plain load and store ([`Counters::add`]) rather than a locked read-modify-write
+/// per message; readers see each value whole (Relaxed atomics), never torn.
 #[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) bytes_in: AtomicU64,
@@ -95,6 +100,24 @@ pub(crate) struct Counters {
     pub(crate) idle: AtomicBool,
     /// Largest write queue seen (either side): flow control is tested with it.
     pub(crate) peak_queued: AtomicUsize,
+}
+
+impl Counters {
+    /// `counter += n` by the owning lane (the only writer, see above).
+    #[inline]
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        if n != 0 {
+            counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        }
+    }
+
+    /// `peak_queued = max(peak_queued, queued)` by the owning lane.
+    #[inline]
+    pub(crate) fn peak(&self, queued: usize) {
+        if queued > self.peak_queued.load(Ordering::Relaxed) {
+            self.peak_queued.store(queued, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A session on its way to the I/O thread.

@@ -204,7 +204,7 @@ impl Session {
             if !bye.is_empty() {
                 let mut written = 0;
                 let _ = self.client.send(&bye, &mut written);
-                self.counters.bytes_out.fetch_add(written, Ordering::Relaxed);
+                Counters::add(&self.counters.bytes_out, written);
             }
             ctx.out.to_client.clear();
             ctx.out.to_backend.clear();
@@ -245,12 +245,12 @@ impl Session {
             if let Wrote::Failed(e) = self.client.send(&out.to_client, &mut written) {
                 self.client_err = Some(e);
             }
-            self.counters.bytes_out.fetch_add(written, Ordering::Relaxed);
+            Counters::add(&self.counters.bytes_out, written);
             out.to_client.clear();
         }
         let c = &self.counters;
         c.idle.store(self.relay.is_idle(), Ordering::Relaxed);
-        c.peak_queued.fetch_max(self.client.queued().max(self.backend.queued()), Ordering::Relaxed);
+        c.peak(self.client.queued().max(self.backend.queued()));
         if std::mem::take(&mut ctx.out.close) || self.relay.is_closed() {
             self.begin_closing(ctx);
         }
@@ -269,7 +269,7 @@ impl Session {
                     if !sql.is_empty() && audit::short_enough(&sql) =>
                 {
                     self.judge.stats.allowed(&verdict.klass, seconds);
-                    self.counters.allowed.fetch_add(1, Ordering::Relaxed);
+                    Counters::add(&self.counters.allowed, 1);
                     if audit_on {
                         audit::allowed_line(
                             &mut ctx.audit,
@@ -307,7 +307,7 @@ impl Session {
         if let Wrote::Failed(e) = self.client.flush(&mut written) {
             self.client_err = Some(e);
         }
-        self.counters.bytes_out.fetch_add(written, Ordering::Relaxed);
+        Counters::add(&self.counters.bytes_out, written);
         if self.closing.is_some() {
             // The relay has ended the session: nothing more to tell it.
             self.client_err = None;
@@ -353,8 +353,8 @@ impl Session {
                 match read(&mut self.client, scratch) {
                     Read::Data(n) => {
                         budget_c = budget_c.saturating_sub(n);
-                        self.counters.activity.fetch_add(1, Ordering::Relaxed);
-                        self.counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                        Counters::add(&self.counters.activity, 1);
+                        Counters::add(&self.counters.bytes_in, n as u64);
                         self.step(ctx, Call::Client(scratch.get(..n).unwrap_or_default()));
                     }
                     Read::Closed(e) => self.step(ctx, Call::ClientClosed(e.as_deref())),

@@ -87,6 +87,60 @@ struct Stmt {
     verdict: Arc<Verdict>,
 }
 
+/// Prepared statements or portals by raw name. The unnamed one (`""`) has its own slot:
+/// drivers use it for every extended-protocol query (pgbench -M extended, psycopg, JDBC
+/// before its prepare threshold), and a map lookup of the empty key costs a hash plus a
+/// memcmp on an empty `Box<[u8]>`'s dangling pointer, which glibc's AVX-512 memcmp turns
+/// into a masked load needing a microcode assist (measured: about a quarter of the relay's
+/// user time per extended-protocol statement; dataplane/timing.rs).
+#[derive(Debug, Default)]
+struct Names {
+    unnamed: Option<Stmt>,
+    named: HashMap<Box<[u8]>, Stmt>,
+}
+
+impl Names {
+    fn get(&self, name: &[u8]) -> Option<&Stmt> {
+        if name.is_empty() {
+            self.unnamed.as_ref()
+        } else {
+            self.named.get(name)
+        }
+    }
+    fn get_mut(&mut self, name: &[u8]) -> Option<&mut Stmt> {
+        if name.is_empty() {
+            self.unnamed.as_mut()
+        } else {
+            self.named.get_mut(name)
+        }
+    }
+    fn contains_key(&self, name: &[u8]) -> bool {
+        self.get(name).is_some()
+    }
+    fn insert(&mut self, name: &[u8], st: Stmt) {
+        if name.is_empty() {
+            self.unnamed = Some(st);
+        } else {
+            self.named.insert(name.into(), st);
+        }
+    }
+    fn remove(&mut self, name: &[u8]) {
+        if name.is_empty() {
+            self.unnamed = None;
+        } else {
+            self.named.remove(name);
+        }
+    }
+    /// Entries, the unnamed one included (as when it was a key of the map).
+    fn len(&self) -> usize {
+        self.named.len() + usize::from(self.unnamed.is_some())
+    }
+    fn clear(&mut self) {
+        self.unnamed = None;
+        self.named.clear();
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Query,
@@ -133,8 +187,8 @@ pub struct PgRelay {
     /// A Parse/Bind was blocked: drop client messages until Sync (extended-protocol error
     /// recovery; the backend would ignore them too).
     skip: bool,
-    stmts: HashMap<Box<[u8]>, Stmt>,
-    portals: HashMap<Box<[u8]>, Stmt>,
+    stmts: Names,
+    portals: Names,
     inflight: VecDeque<InFlight>,
     /// Decoy number -> ErrorResponse the client gets instead of the backend's 42601.
     decoys: BTreeMap<u64, Vec<u8>>,
@@ -169,8 +223,8 @@ impl PgRelay {
             sent_z: 0,
             recv_z: 0,
             skip: false,
-            stmts: HashMap::new(),
-            portals: HashMap::new(),
+            stmts: Names::default(),
+            portals: Names::default(),
             inflight: VecDeque::new(),
             decoys: BTreeMap::new(),
             decoy_n: 0,

@@ -165,7 +165,7 @@ impl PgRelay {
                         // transaction end anyway.
                         self.portals.clear();
                     }
-                    self.portals.insert(portal.into(), st);
+                    self.portals.insert(portal, st);
                 }
                 Step::Pass
             }
@@ -311,7 +311,7 @@ impl PgRelay {
                     });
                     self.sent_z += 1;
                 } else {
-                    self.stmts.insert(raw_name.into(), Stmt { sql: text, verdict });
+                    self.stmts.insert(raw_name, Stmt { sql: text, verdict });
                 }
                 Step::Pass
             }

@@ -6,8 +6,9 @@
 //! Keywords (Transact-SQL)". A word reserved in a dialect cannot be an unquoted identifier
 //! there, so an unknown reserved word is an unknown piece of syntax: the fast path defers.
 //!
-//! The table is sorted (upper-case, byte order) for a binary search that compares
-//! case-insensitively without allocating; `tests::table_sorted` guards the order.
+//! The table is sorted (upper-case, byte order; `tests::table_sorted` guards it) so that
+//! [`lookup_in`] can binary-search it; [`find`], on the hot path, uses a hash index built
+//! from it at compile time, and `tests::index_agrees_with_full_search` checks the two agree.
 
 /// Reserved in PostgreSQL.
 pub const RES_PG: u32 = 1 << 0;
@@ -63,22 +64,38 @@ pub fn lookup_in<T: Copy>(table: &[(&'static str, T)], word: &str) -> Option<T> 
         .map(|(_, v)| *v)
 }
 
-/// `(start, end)` of the table rows starting with each letter A..Z, built at compile time.
-static FIRST_LETTER: [(u16, u16); 26] = first_letter_index(KEYWORDS);
+/// Open-addressing index of [`KEYWORDS`] by a hash of the upper-cased word, built at compile
+/// time: one hash and usually one comparison per word, where a binary search needs about
+/// five case-folding comparisons (every word of every statement is looked up, issue 6).
+/// Slots hold `row + 1` (0 = empty); linear probing; the table stays under half full.
+const INDEX_BITS: u32 = 11;
+const INDEX_LEN: usize = 1 << INDEX_BITS;
+static INDEX: [u16; INDEX_LEN] = build_index(KEYWORDS);
 
-const fn first_letter_index(table: &[(&str, u32)]) -> [(u16, u16); 26] {
-    let mut idx = [(0u16, 0u16); 26];
+/// FNV-1a over the upper-cased bytes, folded to `INDEX_BITS` (multiplicative: the high bits).
+#[inline]
+const fn hash_upper(w: &[u8]) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut i = 0;
-    while i < table.len() {
-        let c = table[i].0.as_bytes()[0];
-        if c >= b'A' && c <= b'Z' {
-            let k = (c - b'A') as usize;
-            if idx[k].1 == 0 {
-                idx[k].0 = i as u16;
-            }
-            idx[k].1 = i as u16 + 1;
-        }
+    while i < w.len() {
+        h ^= w[i].to_ascii_uppercase() as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
         i += 1;
+    }
+    (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - INDEX_BITS)) as usize
+}
+
+const fn build_index(table: &[(&str, u32)]) -> [u16; INDEX_LEN] {
+    assert!(table.len() < INDEX_LEN / 2, "keyword index too full");
+    let mut idx = [0u16; INDEX_LEN];
+    let mut row = 0;
+    while row < table.len() {
+        let mut slot = hash_upper(table[row].0.as_bytes());
+        while idx[slot] != 0 {
+            slot = (slot + 1) & (INDEX_LEN - 1);
+        }
+        idx[slot] = row as u16 + 1;
+        row += 1;
     }
     idx
 }
@@ -87,16 +104,18 @@ const fn first_letter_index(table: &[(&str, u32)]) -> [(u16, u16); 26] {
 #[inline]
 pub fn find(word: &str) -> Option<usize> {
     let w = word.as_bytes();
-    let first = w.first()?.to_ascii_uppercase();
-    if !first.is_ascii_uppercase() || w.len() > 40 {
+    if w.is_empty() || w.len() > 40 {
         return None;
     }
-    let (a, b) = *FIRST_LETTER.get(usize::from(first - b'A'))?;
-    let (a, b) = (usize::from(a), usize::from(b));
-    let rows = KEYWORDS.get(a..b)?;
-    rows.binary_search_by(|(k, _)| cmp_upper(w, k.as_bytes()).reverse())
-        .ok()
-        .map(|i| a + i)
+    let mut slot = hash_upper(w);
+    loop {
+        let row = usize::from(*INDEX.get(slot)?).checked_sub(1)?;
+        let (key, _) = KEYWORDS.get(row)?;
+        if key.as_bytes().eq_ignore_ascii_case(w) {
+            return Some(row);
+        }
+        slot = (slot + 1) & (INDEX_LEN - 1);
+    }
 }
 
 /// "Not a keyword" in a per-token row vector (see [`rows_of`]).
@@ -662,8 +681,22 @@ mod tests {
             assert_eq!(flags(&k.to_ascii_lowercase()), *f, "{k}");
             assert_eq!(lookup_in(KEYWORDS, k), Some(*f));
         }
-        for w in ["", "_x", "9", "zzzz", "selec", "selectx", "é", "a"] {
+        for w in ["", "_x", "9", "zzzz", "selec", "selectx", "é", "a", "sélect", "select\u{0}"] {
             assert_eq!(flags(w), lookup_in(KEYWORDS, w).unwrap_or(0), "{w}");
+        }
+        // Every prefix, suffix and one-letter change of every keyword: the hash index and a
+        // full search must agree on all of them (a miss must never find another row).
+        let full = |w: &str| KEYWORDS.iter().position(|(x, _)| x.eq_ignore_ascii_case(w));
+        for (k, _) in KEYWORDS {
+            for n in 0..k.len() {
+                for w in [&k[..n], &k[n..]] {
+                    assert_eq!(find(w), full(w), "{w}");
+                }
+                let mut b = k.to_ascii_lowercase().into_bytes();
+                b[n] = if b[n] == b'z' { b'a' } else { b[n] + 1 };
+                let w = String::from_utf8(b).unwrap();
+                assert_eq!(find(&w), full(&w), "{w}");
+            }
         }
     }
 

@@ -323,7 +323,8 @@ impl<'a> Lexer<'a> {
     /// Advance over identifier characters from `i`, stepping whole UTF-8 chars.
     fn ident_end(&self, mut i: usize) -> usize {
         while i < self.b.len() && self.is_ident_cont(i) {
-            let l = self.char_len(i);
+            // An ASCII byte is a whole char: no UTF-8 decode for the common case.
+            let l = if self.at(i) < 0x80 { 1 } else { self.char_len(i) };
             i += l.max(1);
         }
         i
