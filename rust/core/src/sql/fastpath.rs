@@ -13,7 +13,8 @@
 //! * DEFER (rule "", reason "") otherwise: the deep check decides.
 //!
 //! Cost: one tokenize into a `Vec`, one fingerprint `String`, one `String` per verb; keyword
-//! and function lookups are binary searches compared case-insensitively in place.
+//! lookups go through a compile-time hash index (keywords.rs `find`), function lookups are
+//! binary searches compared case-insensitively in place.
 
 use super::fingerprint::{fingerprint_into, fingerprint_rows};
 use super::functions::{is_builtin_type, is_pure_function, is_system_name};
