@@ -4,7 +4,7 @@
 //! `lex_error`; the deep parser's text (`expand_sql`) lexes to the same code tokens as the
 //! original (so the deep check and the server can never see different code); every split
 //! statement lexes; an ALLOW is a single SELECT; the verdict cache's probe agrees with the
-//! fast path.
+//! fast path, and its memo agrees with a fresh probe on digit variants.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use sdp_core::sql::{self, Dialect, TokenKind};
@@ -19,6 +19,14 @@ fn code(s: &str, d: Dialect) -> Option<Vec<String>> {
     )
 }
 
+/// `s` with the first maximal run of ASCII digits replaced by `digits` (a probe-memo variant).
+fn replace_digit_runs(s: &str, digits: &str) -> String {
+    let b = s.as_bytes();
+    let Some(a) = b.iter().position(u8::is_ascii_digit) else { return s.to_string() };
+    let end = a + b[a..].iter().take_while(|c| c.is_ascii_digit()).count();
+    format!("{}{}{}", &s[..a], digits, &s[end..])
+}
+
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };
     for d in [Dialect::Postgres, Dialect::MySql, Dialect::TSql] {
@@ -27,6 +35,13 @@ fuzz_target!(|data: &[u8]| {
         let mut scratch = sql::ProbeScratch::default();
         let want = if r.decision == sql::BLOCK { None } else { r.fingerprint.clone() };
         assert_eq!(sql::cache_probe(s, d, &mut scratch).map(str::to_owned), want);
+        // ...and its memo answers each digit variant (every digit run -> "0", "7", "12")
+        // exactly as a fresh probe would (sql/probe_memo.rs)
+        for digits in ["0", "7", "12"] {
+            let v = replace_digit_runs(s, digits);
+            let fresh = sql::cache_probe(&v, d, &mut sql::ProbeScratch::default()).map(str::to_owned);
+            assert_eq!(sql::cache_probe(&v, d, &mut scratch).map(str::to_owned), fresh);
+        }
         match sql::tokenize(s, d) {
             Ok(toks) => {
                 let mut last = 0;

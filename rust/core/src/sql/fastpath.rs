@@ -17,6 +17,7 @@
 //! binary searches compared case-insensitively in place.
 
 use super::fingerprint::{fingerprint_into, fingerprint_rows};
+use super::probe_memo::ProbeMemo;
 use super::functions::{is_builtin_type, is_pure_function, is_system_name};
 use super::keywords::{self, READ};
 use super::lexer::{tokenize_mode, LexMode, Lexer, Token, TokenKind};
@@ -210,12 +211,21 @@ fn write_verb_leads(src: &str, toks: &[Token], rows: &[u16]) -> bool {
     found
 }
 
-/// Reused buffers of [`cache_probe`].
+/// Reused buffers of [`cache_probe`], and its memo of recent answers (probe_memo.rs).
 #[derive(Default)]
 pub struct ProbeScratch {
     toks: Vec<Token>,
     rows: Vec<u16>,
     fingerprint: String,
+    memo: ProbeMemo,
+}
+
+#[cfg(test)]
+impl ProbeScratch {
+    /// Would the next probe of `sql` be answered by the memo?
+    pub(crate) fn memo_recalls(&self, sql: &str, dialect: Dialect) -> bool {
+        self.memo.recall(sql, dialect).is_some()
+    }
 }
 
 /// Buffers grown beyond this (tokens, or fingerprint bytes, of a huge statement) are given
@@ -230,6 +240,10 @@ const PROBE_KEEP: usize = 64 * 1024;
 /// string whose end depends on escape settings takes `fast_check` itself (the
 /// `ambiguous_quoting` rule needs the whole analysis of each reading).
 pub fn cache_probe<'s>(sql: &str, dialect: Dialect, s: &'s mut ProbeScratch) -> Option<&'s str> {
+    // A remembered text with other digits in one integer literal has this one's answer.
+    if let Some(entry) = s.memo.recall(sql, dialect) {
+        return s.memo.fingerprint(entry);
+    }
     s.toks.clear();
     s.rows.clear();
     s.fingerprint.clear();
@@ -253,6 +267,7 @@ pub fn cache_probe<'s>(sql: &str, dialect: Dialect, s: &'s mut ProbeScratch) -> 
         return None;
     }
     fingerprint_into(sql, &s.toks, &s.rows, &mut s.fingerprint);
+    s.memo.remember(sql, dialect, &s.toks, &s.fingerprint);
     Some(&s.fingerprint)
 }
 

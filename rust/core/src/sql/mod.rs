@@ -15,6 +15,7 @@ pub mod fingerprint;
 pub mod functions;
 pub mod keywords;
 pub mod lexer;
+pub mod probe_memo;
 pub mod split;
 
 #[cfg(test)]

@@ -847,3 +847,97 @@ fn cache_probe_matches_fast_check() {
     probe_agrees(&big, Postgres, &mut scratch);
     probe_agrees("SELECT 1", Postgres, &mut scratch);
 }
+
+/// Every maximal run of ASCII digits in `s` (anywhere: literals, names, strings, comments).
+fn digit_runs(s: &str) -> Vec<(usize, usize)> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let j = i + b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            out.push((i, j));
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A digit edit of `s`: a digit run replaced by 0-4 random digits, digits inserted at a
+/// random char boundary, or a digit turned into a letter / a neighbour into a digit.
+fn digit_edit(rng: &mut Rng, s: &str) -> String {
+    let digits = |rng: &mut Rng, n: usize| (0..n).map(|_| char::from(b'0' + rng.below(10) as u8)).collect::<String>();
+    let runs = digit_runs(s);
+    match rng.below(6) {
+        0..=2 if !runs.is_empty() => {
+            let (a, b) = runs[rng.below(runs.len())];
+            // "0" often: a leading zero is the one digit the number lexer treats apart
+            let new = if rng.below(3) == 0 { "0".to_string() } else { let n = rng.below(5); digits(rng, n) };
+            format!("{}{}{}", &s[..a], new, &s[b..])
+        }
+        3 => {
+            let cuts: Vec<usize> = (0..=s.len()).filter(|&i| s.is_char_boundary(i)).collect();
+            let at = cuts[rng.below(cuts.len())];
+            let n = 1 + rng.below(3);
+            format!("{}{}{}", &s[..at], digits(rng, n), &s[at..])
+        }
+        4 if !runs.is_empty() => {
+            let (a, _) = runs[rng.below(runs.len())];
+            format!("{}{}{}", &s[..a], rng.pick(&["x", "e", "b", "_", "$", ".", " ", "'"]), &s[a + 1..])
+        }
+        _ => {
+            let cuts: Vec<usize> = (0..s.len()).filter(|&i| s.is_char_boundary(i) && s.as_bytes()[i].is_ascii()).collect();
+            if cuts.is_empty() {
+                return s.to_string();
+            }
+            let at = cuts[rng.below(cuts.len())];
+            format!("{}{}{}", &s[..at], digits(rng, 1), &s[at + 1..])
+        }
+    }
+}
+
+/// The probe memo (probe_memo.rs) answers a digit variant of a remembered text exactly as a
+/// fresh probe (and so `fast_check`) would; it must also actually answer (else it is dead).
+#[test]
+fn memo_agrees_with_probe() {
+    let shapes = [
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 123;",
+        "SELECT c FROM sbtest1 WHERE id BETWEEN 5012 AND 5111 ORDER BY c",
+        "SELECT 1--2",
+        "SELECT 1-- 2",
+        "SELECT 0 x1F, 0x1F, 0b01, 10e5, 1.5, .5, 5., 1..2",
+        "SELECT a1, 1abc, $1, @1, @@x1, #1, :1, ?1 FROM t1",
+        "SELECT 10x1F, 11X2, 12b01, 13B1 FROM t",
+        "/*!50000 SELECT 1*/ /*!5 SELECT 2*/ /*M!100100 SELECT 3 */",
+        "SELECT '1', \"2\", `3`, [4], E'5', $q$6$q$, N'7' FROM t -- 8\n /* 9 */",
+        "SELECT 1; DELETE FROM t WHERE id = 2",
+        "SELECT 1 UNION SELECT 2 INTO OUTFILE '/tmp/3'",
+        "SELECT 'x\\' , 1 -- ', 2",
+        "SELECT 1 FROM t WHERE a = -1 AND b=+2 AND c=3*4",
+        "SELECT é1, 1é, 1😀 FROM t",
+        "WITH x AS (SELECT 1) SELECT * FROM x LIMIT 10 OFFSET 20",
+    ];
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let (mut hits, mut total) = (0usize, 0usize);
+    for round in 0..60_000 {
+        let d = ALL[rng.below(3)];
+        let base = if round % 2 == 0 { shapes[rng.below(shapes.len())].to_string() } else { random_sql(&mut rng) };
+        let mut memo = super::ProbeScratch::default();
+        let _ = super::cache_probe(&base, d, &mut memo);
+        let mut text = base.clone();
+        // a few edits in a row: the memo now holds the base and the variants probed since
+        for _ in 0..1 + rng.below(3) {
+            text = digit_edit(&mut rng, &text);
+            let recalled = memo.memo_recalls(&text, d);
+            let got = super::cache_probe(&text, d, &mut memo).map(str::to_owned);
+            let want = super::cache_probe(&text, d, &mut super::ProbeScratch::default()).map(str::to_owned);
+            assert_eq!(got, want, "{d:?} {base:?} -> {text:?}: memo {recalled}");
+            total += 1;
+            hits += usize::from(recalled);
+        }
+        probe_agrees(&text, d, &mut super::ProbeScratch::default());
+    }
+    assert!(hits * 20 > total, "the memo answered {hits} of {total} digit edits: it is not being used");
+}
