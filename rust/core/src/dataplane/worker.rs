@@ -30,10 +30,35 @@ fn token(id: SessionId, backend: bool) -> Token {
     Token(((id as usize) << 1) | usize::from(backend))
 }
 
+/// Hasher of the lane's session table. Session ids are the data plane's own sequence
+/// numbers (never chosen by a peer), so the DoS-resistant default SipHash is not needed on a
+/// lookup made for every readiness event. A multiply mixes an id into the high bits (which
+/// hashbrown uses for its control bytes); folding them down mixes the low bits (the slot),
+/// which would otherwise all carry the lane index of the id's low 6 bits.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 32)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // not used for u64 keys; kept correct for any other key
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, id: u64) {
+        self.0 = (id ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type SessionTable = HashMap<SessionId, Session, std::hash::BuildHasherDefault<IdHasher>>;
+
 struct Worker {
     lane: Arc<Lane>,
     poll: Poll,
-    sessions: HashMap<SessionId, Session>,
+    sessions: SessionTable,
     ctx: Ctx,
     scratch: Vec<u8>,
 }
@@ -48,7 +73,7 @@ pub(crate) fn thread_main(shared: Arc<Shared>, lane: Arc<Lane>, poll: Poll) {
         let mut w = Worker {
             lane: ln,
             poll,
-            sessions: HashMap::new(),
+            sessions: SessionTable::default(),
             ctx: Ctx {
                 high_water: sh.high_water,
                 shared: sh,
@@ -292,6 +317,28 @@ pub(super) fn publish(ctx: &mut Ctx) {
         if was_empty && !ctx.shared.stopped.load(Ordering::Acquire) {
             let notify = &ctx.shared.notify;
             let _ = catch_unwind(AssertUnwindSafe(notify));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+
+    use super::super::LANE_BITS;
+    use super::IdHasher;
+
+    /// One lane's ids share their low bits (the lane index): the hash must still spread them
+    /// over the low bits (table slots) and the top 7 (control bytes).
+    #[test]
+    fn id_hash_spreads_one_lanes_ids() {
+        let h = BuildHasherDefault::<IdHasher>::default();
+        for lane in [0u64, 1, 5] {
+            let hashes: Vec<u64> = (1..=256u64).map(|seq| h.hash_one((seq << LANE_BITS) | lane)).collect();
+            let low: std::collections::HashSet<u64> = hashes.iter().map(|x| x & 0xff).collect();
+            let top: std::collections::HashSet<u64> = hashes.iter().map(|x| x >> 57).collect();
+            assert!(low.len() > 128, "lane {lane}: {} distinct low bytes", low.len());
+            assert!(top.len() > 64, "lane {lane}: {} distinct control values", top.len());
         }
     }
 }

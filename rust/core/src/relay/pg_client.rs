@@ -296,7 +296,12 @@ impl PgRelay {
         match decided {
             Ok(verdict) => {
                 let text = match sql {
-                    Some(s) if !s.is_empty() => Arc::from(s),
+                    // A driver re-Parsing the same text into the same (usually unnamed)
+                    // statement keeps the stored copy: no allocation per statement.
+                    Some(s) if !s.is_empty() => match self.stmts.get(raw_name) {
+                        Some(st) if !is_query && &*st.sql == s => Arc::clone(&st.sql),
+                        _ => Arc::from(s),
+                    },
                     _ => Arc::clone(&self.empty_sql),
                 };
                 if is_query {
