@@ -34,12 +34,17 @@ class Peer:
 
     def cpu_seconds(self) -> float:
         """utime + stime of the peer process (and its threads) from /proc, in seconds."""
+        return sum(self.cpu_split())
+
+    def cpu_split(self) -> tuple[float, float]:
+        """(utime, stime) of the peer process (and its threads) from /proc, in seconds: the
+        user-space part is what the peer's own code costs, the rest is mostly socket work."""
         if not self.proc:
-            return 0.0
+            return (0.0, 0.0)
         pid = self.extra.get("real_pid", self.proc.pid)  # runuser forks the real server
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
+        return (int(fields[11]) / ticks, int(fields[12]) / ticks)
 
     def rss_bytes(self) -> int:
         if not self.proc:

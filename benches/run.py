@@ -138,22 +138,25 @@ def bench_pgbench(rounds: int, seconds: int, only: set[str] = frozenset()) -> di
             for mode in ("simple", "extended", "prepared"):
                 pgbench(h, p, mode, 8, 2, 1, env)
         paths_before = proxy_metrics.scrape(proxy.extra["admin_port"])
+        user: dict[str, dict[str, list[float]]] = {}
         for r in range(rounds if "pgbench" in only else 0):
             for mode, c, j in workloads:
                 key = f"{mode} c={c}"
-                for name, (h, p, peer) in targets.items():
-                    before = peer.cpu_seconds() if peer else 0.0
+                for name, (h, p, peer) in rotated(targets, r):
+                    before = peer.cpu_split() if peer else (0.0, 0.0)
                     tps, n = pgbench(h, p, mode, c, j, seconds, env)
-                    used = (peer.cpu_seconds() - before) if peer else 0.0
+                    after = peer.cpu_split() if peer else (0.0, 0.0)
                     raw.setdefault(key, {}).setdefault(name, []).append(tps)
                     if peer:
                         # includes the 8 logins (SCRAM) of the run: what a real run costs
+                        used = sum(after) - sum(before)
                         cpu.setdefault(key, {}).setdefault(name, []).append(used / max(n, 1) * 1e6)
+                        user.setdefault(key, {}).setdefault(name, []).append((after[0] - before[0]) / max(n, 1) * 1e6)
                 print(f"  round {r + 1} {key}: " + ", ".join(f"{n} {raw[key][n][-1]:.0f}" for n in targets), flush=True)
         paths = proxy_metrics.delta(paths_before, proxy_metrics.scrape(proxy.extra["admin_port"]))
         print(f"  deep-path classifications after warm-up: {paths['deep']} in {paths['statements']} statements "
               f"({paths['deep_per_1000']:.3f} per 1,000); paths {paths['counts']}", flush=True)
-        result = {"raw_tps": raw, "cpu_us_per_query": cpu, "classification_paths": paths,
+        result = {"raw_tps": raw, "cpu_us_per_query": cpu, "user_cpu_us_per_query": user, "classification_paths": paths,
                   "ratios": ratios(raw, base="direct"), "vs_pgbouncer": ratios(raw, base="pgbouncer"),
                   "vs_haproxy": ratios(raw, base="haproxy"), "rounds_vs_direct": round_ratios(raw, "direct"),
                   "rounds_vs_pgbouncer": round_ratios(raw, "pgbouncer"), "rounds_vs_haproxy": round_ratios(raw, "haproxy")}
@@ -168,6 +171,15 @@ def bench_pgbench(rounds: int, seconds: int, only: set[str] = frozenset()) -> di
         for p in started:
             p.stop()
         pg.stop()
+
+
+def rotated(targets: dict, r: int) -> list:
+    """The targets in round `r`'s order: the list rotated by one place per round, so that no
+    peer always runs right after the same neighbour (a checkpoint, a CPU-hungry predecessor
+    or a warm cache would otherwise favour one position every round)."""
+    items = list(targets.items())
+    k = r % len(items) if items else 0
+    return items[k:] + items[:k]
 
 
 def round_ratios(raw: dict, base: str) -> dict:
@@ -240,20 +252,23 @@ def bench_sysbench(rounds: int, seconds: int) -> dict:
             for test in ("oltp_point_select", "oltp_read_only"):
                 sysbench(test, h, p, 1)
         paths_before = proxy_metrics.scrape(proxy.extra["admin_port"])
+        user: dict[str, dict[str, list[float]]] = {}
         for r in range(rounds):
             for test in ("oltp_point_select", "oltp_read_only"):
-                for name, (h, p, peer) in targets.items():
-                    before = peer.cpu_seconds() if peer else 0.0
+                for name, (h, p, peer) in rotated(targets, r):
+                    before = peer.cpu_split() if peer else (0.0, 0.0)
                     qps, n = sysbench(test, h, p, seconds)
-                    used = (peer.cpu_seconds() - before) if peer else 0.0
+                    after = peer.cpu_split() if peer else (0.0, 0.0)
                     raw.setdefault(test, {}).setdefault(name, []).append(qps)
                     if peer:
+                        used = sum(after) - sum(before)
                         cpu.setdefault(test, {}).setdefault(name, []).append(used / max(n, 1) * 1e6)
+                        user.setdefault(test, {}).setdefault(name, []).append((after[0] - before[0]) / max(n, 1) * 1e6)
                 print(f"  round {r + 1} {test}: " + ", ".join(f"{n} {raw[test][n][-1]:.0f}" for n in targets), flush=True)
         paths = proxy_metrics.delta(paths_before, proxy_metrics.scrape(proxy.extra["admin_port"]))
         print(f"  deep-path classifications after warm-up: {paths['deep']} in {paths['statements']} statements "
               f"({paths['deep_per_1000']:.3f} per 1,000); paths {paths['counts']}", flush=True)
-        return {"raw_qps": raw, "cpu_us_per_query": cpu, "classification_paths": paths,
+        return {"raw_qps": raw, "cpu_us_per_query": cpu, "user_cpu_us_per_query": user, "classification_paths": paths,
                 "ratios": ratios(raw, base="direct"), "vs_haproxy": ratios(raw, base="haproxy"),
                 "rounds_vs_direct": round_ratios(raw, "direct"), "rounds_vs_haproxy": round_ratios(raw, "haproxy")}
     finally:
@@ -352,6 +367,18 @@ def targets(result: dict) -> list[tuple[str, str, bool | None]]:
     return out
 
 
+def user_cpu_lines(section: dict, names: dict) -> list[str]:
+    """The user-space part (utime) of the CPU per query: the peer's own code, as opposed to
+    the kernel's socket work that every forwarder pays."""
+    user = section.get("user_cpu_us_per_query")
+    if not user:
+        return []
+    parts = [f"{key}: " + ", ".join(f"{label} {fmt_us(med(user[key].get(n)))}" for n, label in names.items())
+             for key in user]
+    return ["", "User-space CPU µs per query (utime: the share of the CPU µs/q above spent in the peer's own code; the rest is kernel time): "
+            + "; ".join(parts) + "."]
+
+
 def markdown(result: dict) -> str:
     m = result["machine"]
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_mib']} MiB, kernel {m['kernel']}, "
@@ -382,6 +409,8 @@ def markdown(result: dict) -> str:
                          + f"{fmt(pb['vs_pgbouncer'][key].get('one-thread'))} | "
                          + f"{fmt(pb['vs_haproxy'][key].get('sandbox-db-proxy'))} | "
                          + " | ".join(fmt_us(med(cpu.get(n))) for n in names) + " |")
+        lines += user_cpu_lines(pb, {"sandbox-db-proxy": "proxy", "one-thread": "(1 I/O thread)",
+                                     "pgbouncer": "PgBouncer", "haproxy": "HAProxy"})
         d = pb["classification_paths"]
         lines += ["", f"Deep-path classifications after warm-up: {d['deep']} in {d['statements']} statements "
                   f"({d['deep_per_1000']:.2f} per 1,000); classifications by path {d['counts']}.", ""]
@@ -418,6 +447,7 @@ def markdown(result: dict) -> str:
                          + f"{fmt(sb['vs_haproxy'][key].get('sandbox-db-proxy'))} | "
                          + f"{fmt(sb['vs_haproxy'][key].get('one-thread'))} | "
                          + " | ".join(fmt_us(med(cpu.get(n))) for n in names) + " |")
+        lines += user_cpu_lines(sb, {"sandbox-db-proxy": "proxy", "one-thread": "(1 I/O thread)", "haproxy": "HAProxy"})
         d = sb["classification_paths"]
         lines += ["", f"Deep-path classifications after warm-up: {d['deep']} in {d['statements']} statements "
                   f"({d['deep_per_1000']:.2f} per 1,000); classifications by path {d['counts']}.", ""]
