@@ -383,8 +383,8 @@ def markdown(result: dict) -> str:
     m = result["machine"]
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_mib']} MiB, kernel {m['kernel']}, "
              f"Python {m['python']}; run {m['date']}; median of {result['rounds']} interleaved rounds of "
-             f"{result['seconds']} s. The database, the load generator and the peer under test share the "
-             "2 cores, so ratios against direct are bounded by CPU contention; CPU µs per query (from /proc, "
+             f"{result['seconds']} s (the peers' order rotated by one place each round). The database, the load "
+             "generator and the peer under test share the 2 cores, so ratios against direct are bounded by CPU contention; CPU µs per query (from /proc, "
              "all threads of the peer's process) is the steadier figure. `uvloop-forwarder` is a bare Python "
              "forwarder on the same event loop (benches/bare_forwarder.py): the floor for any Python proxy. "
              "`sandbox-db-proxy` relays logged-in sessions in its Rust data plane with the default "
