@@ -26,6 +26,8 @@
 //! produced a fingerprint without the ambiguity fallback. `tests::memo_agrees_with_probe`
 //! checks its answers against fresh probes on 60,000 random digit edits of random texts.
 
+use std::collections::VecDeque;
+
 use super::lexer::{Token, TokenKind};
 use super::Dialect;
 
@@ -44,9 +46,8 @@ struct Entry {
 
 #[derive(Default)]
 pub struct ProbeMemo {
-    entries: Vec<Entry>,
-    /// Slot the next remembered text replaces once `entries` is full (round robin).
-    next: usize,
+    /// Most recent first; the oldest is dropped beyond `ENTRIES`.
+    entries: VecDeque<Entry>,
 }
 
 /// Bytes that may sit next to a digit run without joining or changing its token.
@@ -65,10 +66,7 @@ impl ProbeMemo {
             return None;
         }
         // most recent first: a lane's sessions tend to repeat the last shape
-        let n = self.entries.len();
-        (0..n)
-            .map(|k| (self.next + n - 1 - k) % n)
-            .find(|&i| self.entries.get(i).is_some_and(|e| e.dialect == dialect && e.covers(sql.as_bytes())))
+        self.entries.iter().position(|e| e.dialect == dialect && e.covers(sql.as_bytes()))
     }
 
     pub fn fingerprint(&self, entry: usize) -> Option<&str> {
@@ -91,14 +89,10 @@ impl ProbeMemo {
         if digits.is_empty() {
             return; // nothing a variant could change
         }
-        let e = Entry { dialect, text: sql.into(), digits, fingerprint: fingerprint.into() };
-        if self.entries.len() < ENTRIES {
-            self.entries.push(e);
-            self.next = self.entries.len() % ENTRIES;
-        } else if let Some(slot) = self.entries.get_mut(self.next) {
-            *slot = e;
-            self.next = (self.next + 1) % ENTRIES;
+        if self.entries.len() >= ENTRIES {
+            self.entries.pop_back();
         }
+        self.entries.push_front(Entry { dialect, text: sql.into(), digits, fingerprint: fingerprint.into() });
     }
 }
 
