@@ -143,15 +143,9 @@ def bench_pgbench(rounds: int, seconds: int, only: set[str] = frozenset()) -> di
             for mode, c, j in workloads:
                 key = f"{mode} c={c}"
                 for name, (h, p, peer) in rotated(targets, r):
-                    before = peer.cpu_split() if peer else (0.0, 0.0)
-                    tps, n = pgbench(h, p, mode, c, j, seconds, env)
-                    after = peer.cpu_split() if peer else (0.0, 0.0)
-                    raw.setdefault(key, {}).setdefault(name, []).append(tps)
-                    if peer:
-                        # includes the 8 logins (SCRAM) of the run: what a real run costs
-                        used = sum(after) - sum(before)
-                        cpu.setdefault(key, {}).setdefault(name, []).append(used / max(n, 1) * 1e6)
-                        user.setdefault(key, {}).setdefault(name, []).append((after[0] - before[0]) / max(n, 1) * 1e6)
+                    # CPU includes the 8 logins (SCRAM) of the run: what a real run costs
+                    record_run((raw, cpu, user), key, name, peer,
+                               lambda: pgbench(h, p, mode, c, j, seconds, env))
                 print(f"  round {r + 1} {key}: " + ", ".join(f"{n} {raw[key][n][-1]:.0f}" for n in targets), flush=True)
         paths = proxy_metrics.delta(paths_before, proxy_metrics.scrape(proxy.extra["admin_port"]))
         print(f"  deep-path classifications after warm-up: {paths['deep']} in {paths['statements']} statements "
@@ -171,6 +165,20 @@ def bench_pgbench(rounds: int, seconds: int, only: set[str] = frozenset()) -> di
         for p in started:
             p.stop()
         pg.stop()
+
+
+def record_run(acc: tuple[dict, dict, dict], key: str, name: str, peer: peers.Peer | None, run) -> None:
+    """One measured run against one peer: `run()` gives (rate, statements); its rate goes into
+    `acc[0]`, the peer's CPU µs per statement into `acc[1]` and the user-space part of it into
+    `acc[2]` (from /proc; a direct connection has no peer process)."""
+    raw, cpu, user = acc
+    before = peer.cpu_split() if peer else (0.0, 0.0)
+    rate, n = run()
+    after = peer.cpu_split() if peer else (0.0, 0.0)
+    raw.setdefault(key, {}).setdefault(name, []).append(rate)
+    if peer:
+        cpu.setdefault(key, {}).setdefault(name, []).append((sum(after) - sum(before)) / max(n, 1) * 1e6)
+        user.setdefault(key, {}).setdefault(name, []).append((after[0] - before[0]) / max(n, 1) * 1e6)
 
 
 def rotated(targets: dict, r: int) -> list:
@@ -256,14 +264,8 @@ def bench_sysbench(rounds: int, seconds: int) -> dict:
         for r in range(rounds):
             for test in ("oltp_point_select", "oltp_read_only"):
                 for name, (h, p, peer) in rotated(targets, r):
-                    before = peer.cpu_split() if peer else (0.0, 0.0)
-                    qps, n = sysbench(test, h, p, seconds)
-                    after = peer.cpu_split() if peer else (0.0, 0.0)
-                    raw.setdefault(test, {}).setdefault(name, []).append(qps)
-                    if peer:
-                        used = sum(after) - sum(before)
-                        cpu.setdefault(test, {}).setdefault(name, []).append(used / max(n, 1) * 1e6)
-                        user.setdefault(test, {}).setdefault(name, []).append((after[0] - before[0]) / max(n, 1) * 1e6)
+                    record_run((raw, cpu, user), test, name, peer,
+                               lambda: sysbench(test, h, p, seconds))
                 print(f"  round {r + 1} {test}: " + ", ".join(f"{n} {raw[test][n][-1]:.0f}" for n in targets), flush=True)
         paths = proxy_metrics.delta(paths_before, proxy_metrics.scrape(proxy.extra["admin_port"]))
         print(f"  deep-path classifications after warm-up: {paths['deep']} in {paths['statements']} statements "
